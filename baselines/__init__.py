@@ -1,0 +1,1 @@
+"""Methods, one module each; see `lmem.baselines` for the API and README for how to add one."""

@@ -1,0 +1,91 @@
+"""The baseline API: every method in `baselines/` is one module holding one `Baseline` subclass.
+
+A baseline gets the prepared examples, the generator runner and its own config entry, and returns one
+`Prediction` per example with the token accounting of what the generator actually received. Subclasses are
+registered by their `name` when `baselines/` is imported (`discover()`), and selected in the config's `methods`.
+Most baselines only choose evidence: subclass `TextEvidenceBaseline` and implement `select`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import ClassVar
+
+from lmem.io import InputError
+from lmem.prompts import EncodedPrompt, encode_with_evidence
+from lmem.records import Evidence, Example, Prediction
+
+REGISTRY: dict[str, type["Baseline"]] = {}
+
+
+class Baseline:
+    """Base class of every method. `uses_k`: the method takes a top-k (k is swept from the config)."""
+
+    name: ClassVar[str] = ""
+    uses_k: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            REGISTRY[cls.name] = cls
+
+    def __init__(self, spec: dict, config: dict):
+        self.spec = spec  # this method's config entry
+        self.config = config  # generator, prompt, retriever and seed sections of the run config
+
+    def run(self, examples: list[Example], generator, k: int | None) -> list[Prediction]:
+        raise NotImplementedError
+
+
+class TextEvidenceBaseline(Baseline):
+    """Choose evidence per example (best first); the generator answers from its raw text."""
+
+    def select(self, examples: list[Example], k: int | None) -> list[list[Evidence]]:
+        raise NotImplementedError
+
+    def prompts(self, examples: list[Example], ranked: list[list[Evidence]], generator) -> list[EncodedPrompt]:
+        by_doc = self.config["prompt"]["evidence_order"] == "document"
+        return [encode_with_evidence(generator.tokenizer, ex.question, ev, self.config["prompt"],
+                                     generator.max_input_tokens,
+                                     {e.id: i for i, e in enumerate(ex.pool)} if by_doc else None)
+                for ex, ev in zip(examples, ranked)]
+
+    def run(self, examples: list[Example], generator, k: int | None) -> list[Prediction]:
+        ranked = self.select(examples, k)
+        encoded = self.prompts(examples, ranked, generator)
+        answers = generator.generate(encoded, desc=f"{self.name} k={k or 'all'}")
+        return [make_prediction(ex, self.name, k, answer, [e.id for e in ev], enc)
+                for ex, ev, enc, answer in zip(examples, ranked, encoded, answers)]
+
+
+def make_prediction(ex: Example, method: str, k: int | None, answer: str, retrieved: list[str],
+                    enc: EncodedPrompt) -> Prediction:
+    return Prediction(
+        example_id=ex.id, benchmark=ex.benchmark, method=method, k=str(k) if k else "all", prediction=answer,
+        answers=ex.answers, retrieved_ids=retrieved, gold_ids=ex.gold_ids, tokens_full=enc.tokens_full,
+        tokens_no_system=enc.tokens_no_system, tokens_context=enc.tokens_context, n_dropped=enc.n_dropped,
+        metadata={k_: v for k_, v in ex.metadata.items() if k_ in ("type", "qcate")},
+    )
+
+
+def top_k(scores, k: int) -> list[int]:
+    """Indices of the k best scores; ties go to the earlier item, so retrieval is deterministic."""
+    return sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))[:k]
+
+
+def discover() -> dict[str, type[Baseline]]:
+    """Import every module in the `baselines` package (registering its classes) and return the registry."""
+    import baselines
+
+    for mod in pkgutil.iter_modules(baselines.__path__):
+        importlib.import_module(f"baselines.{mod.name}")
+    return REGISTRY
+
+
+def get(name: str) -> type[Baseline]:
+    registry = discover()
+    if name not in registry:
+        raise InputError(f"unknown method {name!r}; known: {sorted(registry)}. Add baselines/<name>.py "
+                         f"(see README, 'Add a baseline in one file')")
+    return registry[name]

@@ -1,0 +1,78 @@
+"""Run configuration: YAML profiles validated against config/schema.yaml, with the schema's defaults filled in."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+from lmem.io import InputError, sha256_json
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
+
+
+def _with_defaults(cls):
+    validate_props = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    def additional(validator, aps, instance, schema):  # defaults inside additionalProperties too
+        if isinstance(instance, dict) and isinstance(aps, dict):
+            for key, value in instance.items():
+                if key not in schema.get("properties", {}):
+                    yield from validator.descend(value, aps, path=key)
+        elif aps is False:
+            yield from cls.VALIDATORS["additionalProperties"](validator, aps, instance, schema)
+
+    return validators.extend(cls, {"properties": set_defaults, "additionalProperties": additional})
+
+
+_Validator = _with_defaults(Draft202012Validator)
+
+
+def validate_config(config: dict, source: str = "config") -> dict:
+    """Validate `config` in place (filling defaults); raise InputError listing every problem."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  - at {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in errors]
+        raise InputError(f"{source}: invalid configuration:\n" + "\n".join(lines))
+    for name, bench in config["benchmarks"].items():
+        for m in bench.get("methods") or []:
+            if m not in config["methods"]:
+                raise InputError(f"{source}: benchmark {name!r} names method {m!r}, which is not under methods")
+    return config
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such config file (profiles live in config/, e.g. config/demo.yaml)")
+    return validate_config(yaml.safe_load(path.read_text()) or {}, str(path))
+
+
+def config_hash(config: dict) -> str:
+    return sha256_json(config)[:12]
+
+
+def runs(config: dict) -> list[tuple[str, str, str]]:
+    """Every (benchmark, method, k) the profile asks for; k is 'all' for methods without top-k."""
+    out = []
+    for bench, spec in config["benchmarks"].items():
+        for method in spec.get("methods") or list(config["methods"]):
+            ks = config["methods"][method].get("k")
+            out += [(bench, method, str(k)) for k in ks] if ks else [(bench, method, "all")]
+    return out
+
+
+def method_spec(config: dict, method: str) -> dict[str, Any]:
+    return config["methods"][method]

@@ -1,0 +1,84 @@
+"""Stage `prepare`: load one benchmark per its config entry and write the prepared examples as JSONL.
+
+Prepared data are cached on disk keyed by the loader spec (and the source file's hash), so profiles that share a
+benchmark definition reuse it. Usage: python -m lmem.prepare --benchmark NAME --spec JSON --out FILE.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from pathlib import Path
+
+import lmem.io
+from lmem import records
+
+from lmem import __version__
+from lmem.data import load_examples
+from lmem.io import read_jsonl, sha256_file, sha256_json, write_json, write_jsonl
+from lmem.models import cache_dir
+from lmem.records import Example
+from lmem.stage import parse_spec, setup
+
+log = logging.getLogger("lmem.prepare")
+
+
+def meta_path(out: str) -> str:
+    return out[: -len(".jsonl")] + ".meta.json" if out.endswith(".jsonl") else out + ".meta.json"
+
+
+def loader_code_hash() -> str:
+    """Hash of the data package's source, so a loader change invalidates cached prepared data."""
+    import lmem.data
+
+    files = sorted(Path(lmem.data.__file__).parent.glob("*.py")) + [Path(lmem.io.__file__), Path(records.__file__)]
+    return sha256_json([f.read_text() for f in files])
+
+
+def prepare(benchmark: str, spec: dict, out: str) -> dict:
+    source = spec.get("source", {})
+    source_hash = sha256_file(source["path"]) if source.get("path") else None
+    key = sha256_json({"benchmark": benchmark, "spec": spec, "source_sha256": source_hash, "version": __version__,
+                       "loader_code": loader_code_hash()})
+    cached = cache_dir() / "data" / f"{benchmark}-{key[:16]}.jsonl"
+    if cached.exists() and (cached.parent / (cached.name + ".meta.json")).exists():
+        log.info("%s: reusing prepared data %s", benchmark, cached)
+        import json
+
+        meta = json.loads((cached.parent / (cached.name + ".meta.json")).read_text())
+    else:
+        result = load_examples(benchmark, spec)
+        if not result.examples:
+            raise SystemExit(f"{benchmark}: the source {result.source} gave no examples; check source and limit")
+        meta = {"benchmark": benchmark, "n": len(result.examples), "n_skipped": result.n_skipped,
+                "skipped": result.skipped[:50], "source": result.source, "source_sha256": source_hash,
+                "spec": spec, "cache_key": key}
+        write_jsonl(cached, (ex.to_dict() for ex in result.examples))
+        meta["sha256"] = sha256_file(cached)
+        write_json(cached.parent / (cached.name + ".meta.json"), meta)
+        log.info("%s: %d examples (%d skipped) from %s", benchmark, meta["n"], meta["n_skipped"], result.source)
+    shutil.copyfile(cached, out + ".tmp")
+    import os
+
+    os.replace(out + ".tmp", out)
+    write_json(meta_path(out), meta)
+    return meta
+
+
+def read_examples(path: str) -> list[Example]:
+    return [Example.from_dict(d) for d in read_jsonl(path)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--benchmark", required=True)
+    ap.add_argument("--spec", required=True, help="the benchmark's config entry, JSON or @file")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    setup()
+    prepare(args.benchmark, parse_spec(args.spec), args.out)
+
+
+if __name__ == "__main__":
+    main()

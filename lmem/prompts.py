@@ -1,0 +1,93 @@
+"""The one prompt builder: every method's generator input is built here, and its tokens are counted here.
+
+A prompt is the chat template (or a plain template when the tokenizer has none) around the METHOD.md section 4
+system prompt, an optional worked example (prompt.format = fewshot, identical for every method) and the final user
+turn `Context 1: ...\\nContext 2: ...\\nQuestion: ...`. Token counts come from the generator's own input ids
+(METHOD.md section 5): tokens_full is everything; tokens_no_system runs from the final turn's first context marker
+(the question, when there is no context) to the end; tokens_context from that marker up to the question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lmem.io import InputError
+from lmem.records import Evidence
+
+PLAIN_TEMPLATE_ANSWER = "Answer:"
+
+
+@dataclass
+class EncodedPrompt:
+    input_ids: list[int]
+    tokens_full: int
+    tokens_no_system: int
+    tokens_context: int
+    kept: list[Evidence] = field(default_factory=list)  # evidence in the prompt, in prompt order
+    n_dropped: int = 0
+
+
+def user_turn(contexts: list[str], question: str, prompt_cfg: dict) -> tuple[str, int]:
+    """The final user turn and the character offset of its question label."""
+    body = "".join(prompt_cfg["context_label"].format(i=i + 1) + c + "\n" for i, c in enumerate(contexts))
+    return body + prompt_cfg["question_label"] + question, len(body)
+
+
+def render(tokenizer, contexts: list[str], question: str, prompt_cfg: dict) -> tuple[str, int, int]:
+    """Render the full prompt text; returns (text, char offset of the final user turn, of its question label)."""
+    final, q_off = user_turn(contexts, question, prompt_cfg)
+    turns = []
+    if prompt_cfg["format"] == "fewshot":
+        demo = prompt_cfg["demo"]
+        turns.append((user_turn(demo["contexts"], demo["question"], prompt_cfg)[0], demo["answer"]))
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "system", "content": prompt_cfg["system"]}]
+        for u, a in turns:
+            messages += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
+        messages.append({"role": "user", "content": final})
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    else:
+        parts = [prompt_cfg["system"]] + [f"{u}\n{PLAIN_TEMPLATE_ANSWER} {a}" for u, a in turns]
+        text = "\n\n".join(parts + [f"{final}\n{PLAIN_TEMPLATE_ANSWER}"])
+    start = text.rfind(final)
+    if start < 0:
+        raise RuntimeError("the chat template altered the user turn; cannot locate the context for token counting")
+    return text, start, start + q_off
+
+
+def _token_at(offsets: list[tuple[int, int]], char: int) -> int:
+    """Index of the first token that ends after `char` (the token holding that character)."""
+    for i, (_, end) in enumerate(offsets):
+        if end > char:
+            return i
+    return len(offsets)
+
+
+def encode_text(tokenizer, question: str, contexts: list[str], prompt_cfg: dict) -> EncodedPrompt:
+    text, turn_start, q_start = render(tokenizer, contexts, question, prompt_cfg)
+    add_special = not getattr(tokenizer, "chat_template", None)  # the chat template already holds its specials
+    enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    first = _token_at(offsets, turn_start)
+    q_tok = _token_at(offsets, q_start)
+    n = len(ids)
+    return EncodedPrompt(ids, n, n - first, q_tok - first if contexts else 0)
+
+
+def encode_with_evidence(tokenizer, question: str, ranked: list[Evidence], prompt_cfg: dict, max_tokens: int,
+                         doc_position: dict[str, int] | None = None) -> EncodedPrompt:
+    """Encode a prompt holding `ranked` evidence (best first), shown in document order when `doc_position` is
+    given; while it is longer than `max_tokens`, drop the lowest-ranked evidence (never the question)."""
+    keep = list(ranked)
+    while True:
+        shown = sorted(keep, key=lambda e: doc_position[e.id]) if doc_position is not None else keep
+        enc = encode_text(tokenizer, question, [e.text for e in shown], prompt_cfg)
+        if enc.tokens_full <= max_tokens:
+            enc.kept, enc.n_dropped = shown, len(ranked) - len(keep)
+            return enc
+        if not keep:
+            raise InputError(f"the question alone takes {enc.tokens_full} tokens, over max_input_tokens={max_tokens}:"
+                             f" {question[:80]!r}...; raise generator.max_input_tokens")
+        per_item = max(enc.tokens_context / max(len(keep), 1), 1.0)
+        drop = max(1, int((enc.tokens_full - max_tokens) / per_item))
+        keep = keep[:-drop] if drop < len(keep) else []

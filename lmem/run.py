@@ -1,0 +1,68 @@
+"""Stage `run`: one method on one benchmark at one k; writes per-question predictions (JSONL) and run metadata.
+
+Usage: python -m lmem.run --data DATA.jsonl --spec JSON --k K|all --out PRED.jsonl [--threads N]
+The spec holds the method's name and config entry and the generator, prompt, retriever and seed sections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import random
+import time
+
+import numpy as np
+import torch
+
+from lmem import __version__, baselines
+from lmem.io import write_json, write_jsonl
+from lmem.prepare import meta_path, read_examples
+from lmem.score import git_commit
+from lmem.stage import parse_spec, setup
+
+log = logging.getLogger("lmem.run")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run(data: str, spec: dict, k: str, out: str) -> dict:
+    from lmem.generator import Generator
+
+    seed_everything(spec["seed"])
+    method_cls = baselines.get(spec["method"])
+    method = method_cls(spec["method_spec"], spec)
+    if method_cls.uses_k and k == "all":
+        raise SystemExit(f"method {spec['method']} takes a top-k: give it k values in the config")
+    examples = read_examples(data)
+    t0 = time.time()
+    generator = Generator(spec["generator"])
+    predictions = method.run(examples, generator, int(k) if method_cls.uses_k else None)
+    seconds = time.time() - t0
+    write_jsonl(out, (p.to_dict() for p in predictions))
+    meta = {"method": spec["method"], "k": k, "n": len(predictions), "seconds": round(seconds, 2),
+            "generator": generator.resolved.to_dict(), "spec": spec, "lmem_version": __version__,
+            "git_commit": git_commit(), "torch": torch.__version__, "platform": platform.platform(), "threads": torch.get_num_threads()}
+    write_json(meta_path(out), meta)
+    log.info("%s k=%s: %d predictions in %.1fs", spec["method"], k, len(predictions), seconds)
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--spec", required=True)
+    ap.add_argument("--k", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    setup(args.threads)
+    run(args.data, parse_spec(args.spec), args.k, args.out)
+
+
+if __name__ == "__main__":
+    main()

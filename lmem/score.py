@@ -1,0 +1,107 @@
+"""Stage `score`: metrics for one predictions file, per question and aggregated, with bootstrap intervals.
+
+Usage: python -m lmem.score --predictions PRED.jsonl --data DATA.jsonl --out ROW.json [--bootstrap N --seed S]
+Writes the result row (ROW.json) and per-question scores beside it (ROW.questions.jsonl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from lmem.config import config_hash
+from lmem.io import read_jsonl, write_json, write_jsonl
+from lmem.metrics import load
+from lmem.prepare import meta_path, read_examples
+from lmem.records import Prediction, ResultRow
+from lmem.stage import setup
+
+
+def bootstrap_ci(values: list[float], samples: int, seed: int) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean (same seed, same interval)."""
+    if not values:
+        return float("nan"), float("nan")
+    arr = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = arr[rng.integers(0, len(arr), size=(samples, len(arr)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tuple[ResultRow, list[dict]]:
+    preds = [Prediction.from_dict(d) for d in read_jsonl(predictions_path)]
+    if not preds:
+        raise SystemExit(f"{predictions_path}: no predictions to score")
+    run_meta = json.loads(Path(meta_path(predictions_path)).read_text())
+    data_meta = json.loads(Path(meta_path(data_path)).read_text())
+    examples = {ex.id: ex for ex in read_examples(data_path)}
+    qa = load("lmem_qa").compute(predictions=[p.prediction for p in preds], references=[p.answers for p in preds])
+    ret = load("lmem_retrieval").compute(predictions=[p.retrieved_ids for p in preds],
+                                         references=[p.gold_ids for p in preds])
+    qcates = [p.metadata.get("qcate") for p in preds]
+    webqa = None
+    if all(qcates):
+        webqa = load("lmem_webqa").compute(predictions=[p.prediction for p in preds],
+                                           references=[p.answers for p in preds], qcates=qcates)
+    per_q = []
+    for i, p in enumerate(preds):
+        row = {"example_id": p.example_id, "prediction": p.prediction, **{m: qa["per_example"][m][i] for m in
+               ("em", "f1", "acc")}, **{m: ret["per_example"][m][i] for m in ("recall_at_k", "precision_at_k")},
+               "tokens_full": p.tokens_full, "tokens_no_system": p.tokens_no_system,
+               "tokens_context": p.tokens_context, "n_dropped": p.n_dropped}
+        if webqa:
+            row["webqa_acc"] = webqa["per_example"]["webqa_acc"][i]
+        per_q.append(row)
+    f1s = [100 * r["f1"] for r in per_q]
+    accs = [100 * r["acc"] for r in per_q]
+    pool_bytes = [len(e.text.encode()) for ex in examples.values() for e in ex.pool]
+    spec = run_meta["spec"]
+    result = ResultRow(
+        benchmark=preds[0].benchmark, method=preds[0].method, k=preds[0].k, generator=spec["generator"]["model"],
+        n=len(preds), em=qa["em"], f1=qa["f1"], acc=qa["acc"], recall_at_k=ret["recall_at_k"],
+        precision_at_k=ret["precision_at_k"],
+        tokens_full=float(np.mean([p.tokens_full for p in preds])),
+        tokens_no_system=float(np.mean([p.tokens_no_system for p in preds])),
+        tokens_context=float(np.mean([p.tokens_context for p in preds])),
+        f1_ci_low=bootstrap_ci(f1s, samples, seed)[0], f1_ci_high=bootstrap_ci(f1s, samples, seed)[1],
+        acc_ci_low=bootstrap_ci(accs, samples, seed)[0], acc_ci_high=bootstrap_ci(accs, samples, seed)[1],
+        webqa_acc=webqa["webqa_acc"] if webqa else None,
+        n_truncated=sum(p.n_dropped > 0 for p in preds), n_dropped_items=sum(p.n_dropped for p in preds),
+        n_skipped_records=data_meta.get("n_skipped", 0),
+        bytes_per_item=run_meta.get("bytes_per_item", float(np.mean(pool_bytes)) if pool_bytes else 0.0),
+        seconds=run_meta["seconds"], seed=spec["seed"],
+        config_hash=config_hash({"run": spec, "data": data_meta["spec"]}),
+        git_commit=run_meta.get("git_commit", "unknown"), generator_sha256=run_meta["generator"]["sha256"],
+        data_sha256=data_meta.get("source_sha256") or data_meta["sha256"],
+    )
+    return result, per_q
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--predictions", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    setup()
+    row, per_q = score(args.predictions, args.data, args.bootstrap, args.seed)
+    write_jsonl(args.out[: -len(".json")] + ".questions.jsonl", per_q)
+    write_json(args.out, row.to_dict())
+
+
+if __name__ == "__main__":
+    main()

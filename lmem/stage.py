@@ -1,0 +1,22 @@
+"""What every stage entry point shares: parsing a JSON spec argument, logging, thread count."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+
+def parse_spec(value: str) -> dict:
+    """A spec is inline JSON or `@path/to/spec.json`."""
+    if value.startswith("@"):
+        return json.loads(Path(value[1:]).read_text())
+    return json.loads(value)
+
+
+def setup(threads: int | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)

@@ -1,0 +1,65 @@
+import pytest
+
+from lmem import baselines
+from lmem.baselines import top_k
+from lmem.data import load_examples
+from lmem.records import Evidence, Example
+
+
+def example(pool_texts, gold=(), question="Which river flows through Amberlin?"):
+    pool = [Evidence(id=f"s{i}", text=t, gold=i in gold) for i, t in enumerate(pool_texts)]
+    return Example(id="x", benchmark="t", question=question, answers=["Velk"], pool=pool)
+
+
+POOL = ["The Orra Mountains are tall.", "Amberlin lies on the banks of the Velk river.",
+        "A cat sleeps on the mat.", "The river Velk flows through Amberlin in the north.", "Bread is baked daily."]
+
+
+def test_registry_discovers_the_five_baselines():
+    reg = baselines.discover()
+    assert {"closed_book", "full_context", "oracle", "bm25", "dense"} <= set(reg)
+    assert not reg["closed_book"].uses_k and reg["bm25"].uses_k
+    with pytest.raises(Exception, match="unknown method 'nope'"):
+        baselines.get("nope")
+
+
+def test_top_k_is_deterministic_on_ties():
+    assert top_k([1.0, 3.0, 3.0, 0.5], 2) == [1, 2]
+    assert top_k([0.0, 0.0, 0.0], 2) == [0, 1]
+
+
+def test_selection_baselines(base_config):
+    ex = example(POOL, gold=(3,))
+    get = lambda name: baselines.get(name)(base_config["methods"].get(name, {}), base_config)
+    assert get("closed_book").select([ex], None) == [[]]
+    assert [e.id for e in get("full_context").select([ex], None)[0]] == [f"s{i}" for i in range(5)]
+    assert [e.id for e in get("oracle").select([ex], None)[0]] == ["s3"]
+    bm25 = [e.id for e in get("bm25").select([ex], 2)[0]]
+    assert set(bm25) == {"s1", "s3"}
+    dense = [e.id for e in baselines.get("dense")({}, base_config).select([ex], 2)[0]]
+    assert set(dense) == {"s1", "s3"}
+    assert get("bm25").select([example([])], 3) == [[]]
+
+
+def test_dense_recall_on_synth_beats_chance(base_config):
+    exs = load_examples("synth", {"loader": "hotpotqa", "source": {"synth": {"seed": 0, "n_test": 20}}}).examples
+    dense = baselines.get("dense")({}, base_config).select(exs, 5)
+    recall = sum(len({e.id for e in sel} & set(ex.gold_ids)) / len(ex.gold_ids) for ex, sel in zip(exs, dense))
+    assert recall / len(exs) > 0.4  # chance at k=5 of ~36 is ~0.14
+
+
+def test_run_puts_retrieved_text_back_in_document_order(smollm2, base_config):
+    class Capture:
+        tokenizer, max_input_tokens = smollm2[0], 4096
+
+        def generate(self, prompts, desc=""):
+            self.prompts = prompts
+            return ["Velk"] * len(prompts)
+
+    ex = example(POOL, gold=(3,))
+    gen = Capture()
+    (pred,) = baselines.get("bm25")({}, base_config).run([ex], gen, 2)
+    text = gen.tokenizer.decode(gen.prompts[0].input_ids)
+    assert text.index("Amberlin lies") < text.index("The river Velk flows")  # document order, not rank order
+    assert pred.k == "2" and pred.prediction == "Velk" and set(pred.retrieved_ids) == {"s1", "s3"}
+    assert pred.tokens_context > 0 and pred.gold_ids == ["s3"]

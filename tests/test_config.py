@@ -1,0 +1,44 @@
+import pytest
+
+from lmem.config import load_config, runs, validate_config
+from lmem.io import InputError
+
+from conftest import ROOT
+
+
+def test_profiles_validate_with_defaults():
+    for name in ("demo", "ci"):
+        cfg = load_config(ROOT / "config" / f"{name}.yaml")
+        assert cfg["name"] == name
+        assert cfg["retriever"]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+        assert cfg["prompt"]["system"].startswith("You are a helpful assistant.")
+        for bench in cfg["benchmarks"].values():
+            assert bench["on_bad_record"] == "error"
+
+
+def test_ci_profile_runs():
+    cfg = load_config(ROOT / "config" / "ci.yaml")
+    r = runs(cfg)
+    assert ("triviaqa", "closed_book", "all") in r and ("triviaqa", "bm25", "1") not in r
+    assert ("synth", "bm25", "5") in r and ("hotpotqa", "dense", "1") in r
+    assert len(r) == 6 * 7 + 1
+
+
+def test_errors_list_every_problem():
+    with pytest.raises(InputError) as e:
+        validate_config({"name": "bad name", "benchmarks": {"x": {"source": {}}}, "methods": {"bm25": {"k": [0]}},
+                         "generator": {"dtype": "int8"}})
+    msg = str(e.value)
+    for fragment in ("name", "loader", "dtype", "methods/bm25/k/0"):
+        assert fragment in msg
+
+
+def test_benchmark_method_must_exist():
+    with pytest.raises(InputError, match="names method 'dense'"):
+        validate_config({"name": "x", "benchmarks": {"b": {"loader": "nq", "source": {"path": "p"},
+                                                         "methods": ["dense"]}}, "methods": {"oracle": {}}})
+
+
+def test_missing_profile_file(tmp_path):
+    with pytest.raises(InputError, match="no such config file"):
+        load_config(tmp_path / "nope.yaml")

@@ -1,0 +1,29 @@
+import pytest
+
+from lmem.generator import Generator
+from lmem.prompts import encode_text
+
+
+@pytest.fixture(scope="module")
+def generator(base_config):
+    return Generator(dict(base_config["generator"], max_new_tokens=12, batch_size=3))
+
+
+@pytest.fixture(scope="module")
+def base_config():
+    from lmem.config import validate_config
+
+    return validate_config({"name": "t", "benchmarks": {"s": {"loader": "hotpotqa", "source": {"synth": {}}}},
+                            "methods": {"oracle": {}}})
+
+
+def test_real_model_answers_and_batching_is_deterministic(generator, base_config):
+    tok = generator.tokenizer
+    questions = ["What is the capital of France?", "Where does Ada live?", "What colour is the sky on a clear day?",
+                 "Who wrote the letters?"]
+    contexts = [[], ["Ada lives in Pell, a small town.", "Bo lives in Arn."], [], ["The letters were written by Bo."]]
+    prompts = [encode_text(tok, q, c, base_config["prompt"]) for q, c in zip(questions, contexts)]
+    out = generator.generate(prompts)
+    assert "Paris" in out[0] and "Pell" in out[1]
+    assert generator.generate(prompts) == out  # same inputs, same greedy answers
+    assert all(len(tok(o)["input_ids"]) <= 12 for o in out)

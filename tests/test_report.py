@@ -1,0 +1,33 @@
+import json
+
+from lmem.report import COLUMNS, pareto, report
+
+REQUIRED = ["benchmark", "method", "k", "generator", "n", "em", "f1", "acc", "recall_at_k", "tokens_full",
+            "tokens_no_system", "tokens_context", "f1_ci_low", "f1_ci_high", "config_hash", "git_commit",
+            "generator_sha256", "data_sha256", "seed"]
+
+
+def test_required_columns_present():
+    assert all(c in COLUMNS for c in REQUIRED)
+
+
+def test_pareto_frontier():
+    pts = [(10, 5), (20, 10), (15, 4), (30, 10), (5, 1)]
+    assert pareto(pts) == [4, 0, 1]  # (15,4) and (30,10) are dominated
+
+
+def test_report_writes_table_and_plots(tmp_path):
+    rows = []
+    for method, k, tok, f1 in [("closed_book", "all", 20, 1.0), ("bm25", "1", 60, 10.0), ("bm25", "5", 200, 12.0)]:
+        row = {c: 0 for c in COLUMNS}
+        row.update(benchmark="synth", method=method, k=k, generator="g", n=10, f1=f1, tokens_no_system=tok,
+                   f1_ci_low=f1 - 1, f1_ci_high=f1 + 1, recall_at_k=None, webqa_acc=None)
+        path = tmp_path / f"{method}{k}.json"
+        path.write_text(json.dumps(row))
+        rows.append(str(path))
+    df = report(rows, str(tmp_path / "out"), "tokens_no_system", "f1")
+    assert list(df["k"]) == ["5", "1", "all"] or list(df["method"]) == ["bm25", "bm25", "closed_book"]
+    assert (tmp_path / "out/results.csv").read_text().startswith("benchmark,method,k,")
+    assert "| synth" in (tmp_path / "out/results.md").read_text()
+    for ext in ("png", "svg"):
+        assert (tmp_path / f"out/plots/synth.{ext}").stat().st_size > 1000

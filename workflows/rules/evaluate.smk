@@ -1,0 +1,38 @@
+rule run_method:
+    input:
+        data=f"{OUT}/data/{{benchmark}}.jsonl",
+        models=f"{OUT}/models.json",
+    output:
+        predictions=f"{OUT}/predictions/{{benchmark}}/{{method}}/k{{k}}.jsonl",
+        meta=f"{OUT}/predictions/{{benchmark}}/{{method}}/k{{k}}.meta.json",
+    params:
+        spec=lambda w: spec_arg(run_spec(w.method)),
+    threads: 2
+    log:
+        f"{OUT}/logs/run/{{benchmark}}/{{method}}/k{{k}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/run/{{benchmark}}/{{method}}/k{{k}}.tsv"
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m lmem.run --data {input.data} --spec {params.spec} --k {wildcards.k}"
+        " --out {output.predictions} --threads {threads} > {log} 2>&1"
+
+
+rule score:
+    input:
+        predictions=f"{OUT}/predictions/{{benchmark}}/{{method}}/k{{k}}.jsonl",
+        data=f"{OUT}/data/{{benchmark}}.jsonl",
+    output:
+        row=f"{OUT}/scores/{{benchmark}}/{{method}}/k{{k}}.json",
+        questions=f"{OUT}/scores/{{benchmark}}/{{method}}/k{{k}}.questions.jsonl",
+    params:
+        bootstrap=config["metrics"]["bootstrap_samples"],
+        seed=config["seed"],
+    log:
+        f"{OUT}/logs/score/{{benchmark}}/{{method}}/k{{k}}.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m lmem.score --predictions {input.predictions} --data {input.data} --out {output.row}"
+        " --bootstrap {params.bootstrap} --seed {params.seed} > {log} 2>&1"

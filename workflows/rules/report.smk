@@ -1,0 +1,21 @@
+rule report:
+    input:
+        rows=[f"{OUT}/scores/{b}/{m}/k{k}.json" for b, m, k in RUNS],
+    output:
+        csv=report(f"{OUT}/results.csv", caption="../report/results.rst", category="Tables"),
+        md=f"{OUT}/results.md",
+        plots=report(
+            expand(f"{OUT}/plots/{{benchmark}}.{{ext}}", benchmark=sorted(config["benchmarks"]), ext=["png", "svg"]),
+            caption="../report/plot.rst",
+            category="Accuracy vs generator tokens",
+        ),
+    params:
+        out_dir=lambda w, output: os.path.dirname(output.csv),
+        x=config["report"]["x"],
+        y=config["report"]["y"],
+    log:
+        f"{OUT}/logs/report.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m lmem.report --rows {input.rows} --out-dir {params.out_dir} --x {params.x} --y {params.y} > {log} 2>&1"
