@@ -12,6 +12,8 @@ if not config:  # no --configfile given: the embedded default (a --configfile wo
 
 include: "workflows/rules/common.smk"
 include: "workflows/rules/data.smk"
+include: "workflows/rules/train.smk"
+include: "workflows/rules/index.smk"
 include: "workflows/rules/evaluate.smk"
 include: "workflows/rules/report.smk"
 

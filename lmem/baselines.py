@@ -30,9 +30,11 @@ class Baseline:
         if cls.name:
             REGISTRY[cls.name] = cls
 
-    def __init__(self, spec: dict, config: dict):
+    def __init__(self, spec: dict, config: dict, label: str | None = None):
         self.spec = spec  # this method's config entry
         self.config = config  # generator, prompt, retriever and seed sections of the run config
+        self.label = label or self.name  # the config entry's name, used in predictions and tables
+        self.bytes_per_item: float | None = None  # storage per evidence item, where the method stores its own
 
     def run(self, examples: list[Example], generator, k: int | None) -> list[Prediction]:
         raise NotImplementedError
@@ -54,13 +56,13 @@ class TextEvidenceBaseline(Baseline):
     def run(self, examples: list[Example], generator, k: int | None) -> list[Prediction]:
         ranked = self.select(examples, k)
         encoded = self.prompts(examples, ranked, generator)
-        answers = generator.generate(encoded, desc=f"{self.name} k={k or 'all'}")
-        return [make_prediction(ex, self.name, k, answer, [e.id for e in ev], enc)
+        answers = generator.generate(encoded, desc=f"{self.label} k={k or 'all'}")
+        return [make_prediction(ex, self.label, k, answer, [e.id for e in ev], enc)
                 for ex, ev, enc, answer in zip(examples, ranked, encoded, answers)]
 
 
-def make_prediction(ex: Example, method: str, k: int | None, answer: str, retrieved: list[str],
-                    enc: EncodedPrompt) -> Prediction:
+def make_prediction(ex: Example, method: str, k: int | None, answer: str, retrieved: list[str], enc) -> Prediction:
+    """A Prediction with the token accounting of `enc` (an EncodedPrompt or a LatentPrompt)."""
     return Prediction(
         example_id=ex.id, benchmark=ex.benchmark, method=method, k=str(k) if k else "all", prediction=answer,
         answers=ex.answers, retrieved_ids=retrieved, gold_ids=ex.gold_ids, tokens_full=enc.tokens_full,

@@ -8,6 +8,8 @@ import sys
 COMMANDS = {
     "prepare": ("lmem.prepare", "prepare one benchmark's examples"),
     "models": ("lmem.models", "resolve/convert the run's models and record their hashes"),
+    "train": ("lmem.train", "train a Latent Memory compressor"),
+    "index": ("lmem.index", "build a latent index of a benchmark's evidence"),
     "run": ("lmem.run", "run one method on one benchmark at one k"),
     "score": ("lmem.score", "score one predictions file"),
     "report": ("lmem.report", "write the results table and plots"),

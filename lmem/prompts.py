@@ -33,9 +33,12 @@ def user_turn(contexts: list[str], question: str, prompt_cfg: dict) -> tuple[str
     return body + prompt_cfg["question_label"] + question, len(body)
 
 
-def render(tokenizer, contexts: list[str], question: str, prompt_cfg: dict) -> tuple[str, int, int]:
-    """Render the full prompt text; returns (text, char offset of the final user turn, of its question label)."""
-    final, q_off = user_turn(contexts, question, prompt_cfg)
+def render(tokenizer, contexts: list[str], question: str, prompt_cfg: dict,
+           context_label: str | None = None) -> tuple[str, int, int]:
+    """Render the full prompt text; returns (text, char offset of the final user turn, of its question label).
+    `context_label` overrides the label of the final turn's contexts only (latents use `Latent context i: `)."""
+    final_cfg = dict(prompt_cfg, context_label=context_label) if context_label else prompt_cfg
+    final, q_off = user_turn(contexts, question, final_cfg)
     turns = []
     if prompt_cfg["format"] == "fewshot":
         demo = prompt_cfg["demo"]
@@ -91,3 +94,47 @@ def encode_with_evidence(tokenizer, question: str, ranked: list[Evidence], promp
         per_item = max(enc.tokens_context / max(len(keep), 1), 1.0)
         drop = max(1, int((enc.tokens_full - max_tokens) / per_item))
         keep = keep[:-drop] if drop < len(keep) else []
+
+
+LATENT_SLOT = "\uE000"  # a private-use character marks where a latent goes while the text is rendered
+
+
+@dataclass
+class LatentPrompt:
+    """A prompt whose contexts are latents: text token segments with latent slots between them."""
+
+    segments: list[list[int]]  # len(segments) == n_slots + 1
+    positions_per_slot: int  # T: generator positions per evidence latent
+    tokens_full: int
+    tokens_no_system: int
+    tokens_context: int
+    kept: list[Evidence] = field(default_factory=list)
+    n_dropped: int = 0
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.segments) - 1
+
+
+def encode_latent(tokenizer, question: str, n_latents: int, prompt_cfg: dict, positions_per_slot: int = 1
+                  ) -> LatentPrompt:
+    """The prompt of METHOD.md section 4 with `Latent context i: <latent>` in place of each text context. Each text
+    segment is tokenized on its own, so the ids here are exactly what the generator receives; every latent
+    position and every label token counts (METHOD.md section 5)."""
+    text, turn_start, q_start = render(tokenizer, [LATENT_SLOT] * n_latents, question, prompt_cfg,
+                                       context_label=prompt_cfg["latent_label"])
+    pieces = text.split(LATENT_SLOT)
+    add_special = not getattr(tokenizer, "chat_template", None)
+    segments, offsets_first, offsets_last = [], None, None
+    for i, piece in enumerate(pieces):
+        enc = tokenizer(piece, add_special_tokens=add_special and i == 0, return_offsets_mapping=True)
+        segments.append(enc["input_ids"])
+        if i == 0:
+            offsets_first = enc["offset_mapping"]
+        if i == len(pieces) - 1:
+            offsets_last = enc["offset_mapping"]
+    total = sum(map(len, segments)) + n_latents * positions_per_slot
+    first = _token_at(offsets_first, turn_start)
+    last_start_char = len(text) - len(pieces[-1])
+    q_tok = total - len(segments[-1]) + _token_at(offsets_last, q_start - last_start_char)
+    return LatentPrompt(segments, positions_per_slot, total, total - first, q_tok - first if n_latents else 0)

@@ -34,8 +34,8 @@ def run(data: str, spec: dict, k: str, out: str) -> dict:
     from lmem.generator import Generator
 
     seed_everything(spec["seed"])
-    method_cls = baselines.get(spec["method"])
-    method = method_cls(spec["method_spec"], spec)
+    method_cls = baselines.get(spec["method_spec"].get("class", spec["method"]))
+    method = method_cls(spec["method_spec"], spec, label=spec["method"])
     if method_cls.uses_k and k == "all":
         raise SystemExit(f"method {spec['method']} takes a top-k: give it k values in the config")
     examples = read_examples(data)
@@ -45,7 +45,7 @@ def run(data: str, spec: dict, k: str, out: str) -> dict:
     seconds = time.time() - t0
     write_jsonl(out, (p.to_dict() for p in predictions))
     meta = {"method": spec["method"], "k": k, "n": len(predictions), "seconds": round(seconds, 2),
-            "generator": generator.resolved.to_dict(), "spec": spec, "lmem_version": __version__,
+            "generator": generator.resolved.to_dict(), "spec": spec, "bytes_per_item": method.bytes_per_item, "lmem_version": __version__,
             "git_commit": git_commit(), "torch": torch.__version__, "platform": platform.platform(), "threads": torch.get_num_threads()}
     write_json(meta_path(out), meta)
     log.info("%s k=%s: %d predictions in %.1fs", spec["method"], k, len(predictions), seconds)

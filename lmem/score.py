@@ -80,7 +80,7 @@ def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tup
         webqa_acc=webqa["webqa_acc"] if webqa else None,
         n_truncated=sum(p.n_dropped > 0 for p in preds), n_dropped_items=sum(p.n_dropped for p in preds),
         n_skipped_records=data_meta.get("n_skipped", 0),
-        bytes_per_item=run_meta.get("bytes_per_item", float(np.mean(pool_bytes)) if pool_bytes else 0.0),
+        bytes_per_item=run_meta.get("bytes_per_item") or (float(np.mean(pool_bytes)) if pool_bytes else 0.0),
         seconds=run_meta["seconds"], seed=spec["seed"],
         config_hash=config_hash({"run": spec, "data": data_meta["spec"]}),
         git_commit=run_meta.get("git_commit", "unknown"), generator_sha256=run_meta["generator"]["sha256"],

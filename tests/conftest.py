@@ -41,3 +41,20 @@ def base_config():
 
     return validate_config({"name": "t", "benchmarks": {"synth": {"loader": "hotpotqa", "source": {"synth": {}}}},
                             "methods": {"oracle": {}, "bm25": {"k": [1, 2]}}})
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory, smollm2):
+    """A tiny randomly initialised llama with SmolLM2's tokenizer: for plumbing tests only, never for numbers."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok, _ = smollm2
+    path = tmp_path_factory.mktemp("tiny_llama")
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)

@@ -35,14 +35,25 @@ def test_lint_is_clean():
 
 
 @pytest.mark.slow
-def test_end_to_end_tiny_profile(tmp_path):
-    """prepare -> models -> run -> score -> report on synth with the real models; then a no-op rerun."""
+def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
+    """prepare -> models -> train -> index -> run -> score -> report on synth: the real SmolLM2 generator and
+    MiniLM retriever, a tiny random compressor (plumbing); then a no-op rerun."""
+    synth = {"seed": 1, "n_train": 8, "n_dev": 2, "n_test": 8}
     cfg = {
         "name": "e2e", "results_dir": str(tmp_path / "results"),
         "generator": {"dtype": "bfloat16", "max_new_tokens": 12, "batch_size": 8},
         "prompt": {"format": "fewshot"},
-        "benchmarks": {"synth": {"loader": "hotpotqa", "source": {"synth": {"seed": 1, "n_test": 8}}}},
-        "methods": {"closed_book": {}, "oracle": {}, "bm25": {"k": [1]}, "dense": {"k": [2]}},
+        "benchmarks": {"synth": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="test")}}},
+        "methods": {"closed_book": {}, "oracle": {}, "bm25": {"k": [1]}, "dense": {"k": [2]},
+                    "latent_memory": {"k": [2], "compressor": "tiny"},
+                    "latent_memory_untrained": {"class": "latent_memory", "k": [2], "compressor": "tiny",
+                                                "checkpoint": "init"}},
+        "compressors": {"tiny": {
+            "model": tiny_llama, "lora_r": 4, "lora_alpha": 8,
+            "train": {"steps": 2, "batch_size": 4, "eval_every": 2, "save_every": 2, "val_questions": 2,
+                      "hard_negatives": 2, "distill_tokens": 2, "distill_topk": 8},
+            "train_data": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="train")}},
+            "val_data": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="dev")}}}},
         "metrics": {"bootstrap_samples": 50},
     }
     path = tmp_path / "e2e.yaml"
@@ -52,11 +63,14 @@ def test_end_to_end_tiny_profile(tmp_path):
     res = tmp_path / "results" / "e2e"
     rows = list(csv.DictReader((res / "results.csv").open()))
     assert {(r["method"], r["k"]) for r in rows} == {("closed_book", "all"), ("oracle", "all"), ("bm25", "1"),
-                                                     ("dense", "2")}
+                                                     ("dense", "2"), ("latent_memory", "2"),
+                                                     ("latent_memory_untrained", "2")}
     by = {r["method"]: r for r in rows}
     assert all(r["n"] == "8" and len(r["generator_sha256"]) == 64 and r["config_hash"] for r in rows)
     assert float(by["oracle"]["recall_at_k"]) == 1.0 and float(by["closed_book"]["tokens_context"]) == 0
-    assert float(by["bm25"]["tokens_context"]) < float(by["dense"]["tokens_context"]) + 200
+    assert float(by["latent_memory"]["tokens_context"]) < float(by["dense"]["tokens_context"])
+    assert float(by["latent_memory"]["bytes_per_item"]) == 32 * 2  # one fp16 latent of the tiny compressor
+    assert (res / "compressors/tiny/train_log.csv").exists()
     for ext in ("png", "svg"):
         assert (res / "plots" / f"synth.{ext}").exists()
     preds = [json.loads(line) for line in (res / "predictions/synth/oracle/kall.jsonl").open()]

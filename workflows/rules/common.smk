@@ -13,6 +13,8 @@ wildcard_constraints:
     benchmark=r"[A-Za-z0-9_.-]+",
     method=r"[A-Za-z0-9_]+",
     k=r"\d+|all",
+    compressor=r"[A-Za-z0-9_]+",
+    stage=r"best|init",
 
 
 def spec_arg(obj):
@@ -20,12 +22,52 @@ def spec_arg(obj):
     return shlex.quote(json.dumps(obj, sort_keys=True))
 
 
-def run_spec(method):
+def latent_paths(method, benchmark):
+    """Checkpoint and index folders for a method that uses a trained compressor (else {})."""
+    spec = config["methods"][method]
+    if "compressor" not in spec:
+        return {}
+    stage = spec.get("checkpoint", "best")
+    return {
+        "checkpoint_dir": f"{OUT}/compressors/{spec['compressor']}/{stage}",
+        "index_dir": f"{OUT}/latent_index/{spec['compressor']}-{stage}/{benchmark}",
+    }
+
+
+def run_inputs(w):
+    paths = latent_paths(w.method, w.benchmark)
+    inputs = {"data": f"{OUT}/data/{w.benchmark}.jsonl", "models": f"{OUT}/models.json"}
+    if paths:
+        inputs["checkpoint"] = f"{paths['checkpoint_dir']}/compressor.safetensors"
+        inputs["index"] = f"{paths['index_dir']}/meta.json"
+    return inputs
+
+
+def run_spec(method, benchmark):
     return {
         "method": method,
-        "method_spec": config["methods"][method],
+        "method_spec": {**config["methods"][method], **latent_paths(method, benchmark)},
         "generator": config["generator"],
         "prompt": config["prompt"],
         "retriever": config["retriever"],
         "seed": config["seed"],
     }
+
+
+def train_spec(name):
+    return {
+        "compressor": config["compressors"][name],
+        "train": config["compressors"][name].get("train", {}),
+        "train_data": config["compressors"][name]["train_data"],
+        "val_data": config["compressors"][name]["val_data"],
+        "generator": config["generator"],
+        "prompt": config["prompt"],
+        "seed": config["seed"],
+    }
+
+
+def train_data_files(w):
+    """Official files a compressor trains on (so a changed file retrains it)."""
+    c = config["compressors"][w.compressor]
+    specs = [s for key in ("train_data", "val_data") for s in (c[key] if isinstance(c[key], list) else [c[key]])]
+    return [s["source"]["path"] for s in specs if s.get("source", {}).get("path")]

@@ -1,12 +1,11 @@
 rule run_method:
     input:
-        data=f"{OUT}/data/{{benchmark}}.jsonl",
-        models=f"{OUT}/models.json",
+        unpack(run_inputs),
     output:
         predictions=f"{OUT}/predictions/{{benchmark}}/{{method}}/k{{k}}.jsonl",
         meta=f"{OUT}/predictions/{{benchmark}}/{{method}}/k{{k}}.meta.json",
     params:
-        spec=lambda w: spec_arg(run_spec(w.method)),
+        spec=lambda w: spec_arg(run_spec(w.method, w.benchmark)),
     threads: 2
     log:
         f"{OUT}/logs/run/{{benchmark}}/{{method}}/k{{k}}.log",

@@ -1,0 +1,224 @@
+"""The Latent Memory compressor (METHOD.md section 2).
+
+One frozen causal LM with four LoRA adapters (peft): `compress` turns an evidence item into a latent, `query`
+encodes questions for retrieval, `decode` reconstructs evidence from its latent, `query_decode` (optional)
+reconstructs the question. T learned `[MEM]` input vectors are appended after the item's tokens; the latent is the
+last layer's hidden state at those T positions. Items are left-padded and given explicit position ids (0..n-1 for
+the tokens, n..n+T-1 for `[MEM]`), so a latent does not depend on what else is in its batch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ADAPTERS = ("compress", "query", "decode", "query_decode")
+
+
+@dataclass
+class CompressorConfig:
+    model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    prefer: str = "package"
+    dtype: str = "float32"  # of the frozen base; LoRA, [MEM], heads and projection train in float32
+    num_layers: int | None = None  # keep only the base's first layers (a smaller compressor); None: all
+    num_mem_tokens: int = 1
+    retrieval_dim: int = 512
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    decoder_extra_targets: list[str] = field(default_factory=lambda: ["gate_proj", "up_proj"])
+    query_decode: bool = False
+    max_evidence_tokens: int = 64
+    max_query_tokens: int = 64
+    generator_hidden: int = 576  # size of the generator's input embeddings (set from the generator)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CompressorConfig":
+        """From a config entry; the trainer's and the DAG's keys (train, train_data, val_data, index) are skipped."""
+        skip = {"train", "train_data", "val_data", "index"}
+        unknown = set(d) - set(cls.__dataclass_fields__) - skip
+        if unknown:
+            raise ValueError(f"unknown compressor options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+class Projection(nn.Module):
+    """Latent -> generator embedding space: Linear -> GELU -> Linear -> LayerNorm, mid = (in + out) / 2."""
+
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__()
+        mid = (d_in + d_out) // 2
+        self.net = nn.Sequential(nn.Linear(d_in, mid), nn.GELU(), nn.Linear(mid, d_out), nn.LayerNorm(d_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Compressor(nn.Module):
+    def __init__(self, cfg: CompressorConfig, base_model, tokenizer):
+        super().__init__()
+        from peft import LoraConfig, get_peft_model
+
+        self.cfg, self.tokenizer = cfg, tokenizer
+        for p in base_model.parameters():
+            p.requires_grad_(False)
+        lora = dict(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
+                    task_type="CAUSAL_LM")
+        enc = LoraConfig(target_modules=list(cfg.lora_targets), **lora)
+        dec = LoraConfig(target_modules=list(cfg.lora_targets) + list(cfg.decoder_extra_targets), **lora)
+        self.peft = get_peft_model(base_model, enc, adapter_name="compress")
+        self.peft.add_adapter("query", enc)
+        self.peft.add_adapter("decode", dec)
+        if cfg.query_decode:
+            self.peft.add_adapter("query_decode", dec)
+        for name, p in self.peft.named_parameters():
+            if "lora_" in name:
+                p.data = p.data.float()
+        hidden = base_model.config.hidden_size
+        emb = base_model.get_input_embeddings().weight
+        gen = torch.Generator().manual_seed(0)
+        init = emb.detach().float().mean(0, keepdim=True).repeat(cfg.num_mem_tokens, 1)
+        self.mem = nn.Parameter(init + 0.02 * emb.detach().float().std() * torch.randn(init.shape, generator=gen))
+        self.retrieval_head = nn.Sequential(nn.Linear(hidden, cfg.retrieval_dim), nn.LayerNorm(cfg.retrieval_dim))
+        self.projection = Projection(hidden, cfg.generator_hidden)
+        self._enable_lora_grads()
+
+    # -- adapters -------------------------------------------------------------------------------------------
+    def _enable_lora_grads(self) -> None:
+        # peft's set_adapter freezes inactive adapters; every adapter stays trainable here (inactive ones simply
+        # take no part in the forward pass, so they get no gradient)
+        for name, p in self.peft.named_parameters():
+            if "lora_" in name:
+                p.requires_grad_(True)
+
+    def use(self, adapter: str) -> None:
+        self.peft.set_adapter(adapter)
+        self._enable_lora_grads()
+
+    @property
+    def lm(self):
+        """The causal LM with the LoRA layers injected (the active adapter applies)."""
+        return self.peft.get_base_model()
+
+    @property
+    def device(self) -> torch.device:
+        return self.mem.device
+
+    # -- encoding -------------------------------------------------------------------------------------------
+    def tokenize(self, texts: list[str], max_tokens: int) -> list[list[int]]:
+        return [self.tokenizer(t, add_special_tokens=False, truncation=True, max_length=max_tokens)["input_ids"]
+                for t in texts]
+
+    def _hidden_at_mem(self, token_ids: list[list[int]], adapter: str) -> torch.Tensor:
+        """(B, T, H) last-layer hidden states at the [MEM] positions, left padding + explicit position ids."""
+        self.use(adapter)
+        T = self.cfg.num_mem_tokens
+        width = max(len(t) for t in token_ids) + T
+        emb_layer = self.lm.get_input_embeddings()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(token_ids), width - T), pad, dtype=torch.long, device=self.device)
+        mask = torch.zeros((len(token_ids), width), dtype=torch.long, device=self.device)
+        for i, seq in enumerate(token_ids):
+            if seq:
+                ids[i, width - T - len(seq):] = torch.tensor(seq, device=self.device)
+            mask[i, width - T - len(seq):] = 1
+        embeds = emb_layer(ids)
+        mem = self.mem.to(embeds.dtype).unsqueeze(0).expand(len(token_ids), -1, -1)  # (B, T, H)
+        embeds = torch.cat([embeds, mem], dim=1)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids)
+        return out.last_hidden_state[:, -T:]
+
+    def compress(self, token_ids: list[list[int]]) -> torch.Tensor:
+        """Evidence -> latents (B, T, H)."""
+        return self._hidden_at_mem(token_ids, "compress")
+
+    def embed_query(self, token_ids: list[list[int]]) -> torch.Tensor:
+        """Questions -> unit retrieval embeddings (B, retrieval_dim)."""
+        return self.retrieval_embedding(self._hidden_at_mem(token_ids, "query"))
+
+    def retrieval_embedding(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (B, T, H) -> unit retrieval embeddings; T > 1 is averaged."""
+        return nn.functional.normalize(self.retrieval_head(latents.float()).mean(1), dim=-1)
+
+    def project(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (B, T, H) -> generator input embeddings (B, T, generator_hidden)."""
+        return self.projection(latents.float())
+
+    # -- reconstruction ------------------------------------------------------------------------------------
+    def reconstruction_loss(self, latents: torch.Tensor, token_ids: list[list[int]], adapter: str = "decode"):
+        """Cross-entropy of the `decode` adapter reading [latent | BOS | x_1..x_{n-1}] and predicting x_1..x_n."""
+        self.use(adapter)
+        T = latents.shape[1]
+        bos = self.tokenizer.bos_token_id
+        if bos is None:
+            bos = self.tokenizer.eos_token_id
+        width = max(len(t) for t in token_ids)
+        B = len(token_ids)
+        inp = torch.full((B, width), bos, dtype=torch.long, device=self.device)  # BOS then x_1..x_{n-1}
+        labels = torch.full((B, T + width), -100, dtype=torch.long, device=self.device)
+        mask = torch.zeros((B, T + width), dtype=torch.long, device=self.device)
+        for i, seq in enumerate(token_ids):  # right padding: positions are the same for every row
+            n = len(seq)
+            if n > 1:
+                inp[i, 1:n] = torch.tensor(seq[:-1], device=self.device)
+            labels[i, T:T + n] = torch.tensor(seq, device=self.device)
+            mask[i, :T + max(n, 1)] = 1
+        tok_embeds = self.lm.get_input_embeddings()(inp)
+        embeds = torch.cat([latents.to(tok_embeds.dtype), tok_embeds], dim=1)
+        logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits
+        # logits at position j predict the label at j + 1
+        return nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                           labels[:, 1:].reshape(-1), ignore_index=-100)
+
+    # -- persistence ---------------------------------------------------------------------------------------
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().contiguous() for n, p in self.named_parameters() if p.requires_grad}
+
+    def save(self, folder: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file(self.trainable_state(), str(folder / "compressor.safetensors"))
+        (folder / "compressor.json").write_text(json.dumps(asdict(self.cfg), indent=2))
+
+    def load_trainable(self, folder: str | Path) -> None:
+        from safetensors.torch import load_file
+
+        state = load_file(str(Path(folder) / "compressor.safetensors"))
+        missing = set(self.trainable_state()) - set(state)
+        if missing:
+            raise ValueError(f"{folder}: checkpoint lacks {len(missing)} trainable tensors, e.g. {sorted(missing)[:3]}")
+        self.load_state_dict(state, strict=False)
+
+
+def build_compressor(cfg: CompressorConfig, generator_hidden: int | None = None) -> Compressor:
+    """Load the base model (resolved offline like every model) and wrap it as a compressor."""
+    from lmem.generator import load_causal_lm
+
+    if generator_hidden is not None:
+        cfg.generator_hidden = generator_hidden
+    _, tokenizer, base = load_causal_lm(cfg.model, cfg.prefer, cfg.dtype)
+    if cfg.num_layers is not None:
+        layers = base.model.layers
+        if not 1 <= cfg.num_layers <= len(layers):
+            raise ValueError(f"compressor num_layers={cfg.num_layers}, but {cfg.model} has {len(layers)} layers")
+        base.model.layers = layers[: cfg.num_layers]
+        base.config.num_hidden_layers = cfg.num_layers
+        if getattr(base.config, "layer_types", None):
+            base.config.layer_types = base.config.layer_types[: cfg.num_layers]
+    return Compressor(cfg, base, tokenizer)
+
+
+def load_compressor(folder: str | Path) -> Compressor:
+    """A trained compressor from a checkpoint folder (compressor.json + compressor.safetensors)."""
+    cfg = CompressorConfig.from_dict(json.loads((Path(folder) / "compressor.json").read_text()))
+    comp = build_compressor(cfg)
+    comp.load_trainable(folder)
+    return comp.eval()

@@ -1,0 +1,164 @@
+"""Stage `index`: the latent index (Latent Memory's memory). Every evidence item of a benchmark is compressed once
+(batched, sorted by length) into T latents; latents (fp16) and retrieval embeddings are stored in safetensors shards
+with an id map, plus a FAISS index (flat or IVF) over the embeddings for global-corpus retrieval. Shards are written
+atomically and skipped when present, so an interrupted build resumes.
+
+Usage: python -m lmem.index --checkpoint DIR --data DATA.jsonl --out DIR [--spec JSON] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lmem.io import atomic_path, write_json
+from lmem.records import Example
+from lmem.stage import parse_spec, setup
+
+log = logging.getLogger("lmem.index")
+
+
+def item_key(example_id: str, evidence_id: str) -> str:
+    return f"{example_id}\t{evidence_id}"
+
+
+def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_size: int = 32,
+                shard_size: int = 4096, faiss_type: str = "flat", nlist: int = 256) -> dict:
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = [item_key(ex.id, e.id) for ex in examples for e in ex.pool]
+    texts = [e.text for ex in examples for e in ex.pool]
+    ids = compressor.tokenize(texts, compressor.cfg.max_evidence_tokens)
+    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))  # similar lengths share a batch: little padding
+    n_shards = max(1, math.ceil(len(order) / shard_size))
+    start = time.time()
+    compressor.eval()
+    with tqdm(total=len(order), desc="compress evidence", unit="item", mininterval=5) as bar:
+        for s in range(n_shards):
+            path = out / f"shard-{s:05d}.safetensors"
+            rows = order[s * shard_size:(s + 1) * shard_size]
+            if path.exists():  # resume: this shard was finished before
+                bar.update(len(rows))
+                continue
+            latents, embs = [], []
+            with torch.no_grad():
+                for b in range(0, len(rows), batch_size):
+                    lat = compressor.compress([ids[i] for i in rows[b:b + batch_size]])
+                    latents.append(lat.half())
+                    embs.append(compressor.retrieval_embedding(lat))
+                    bar.update(len(rows[b:b + batch_size]))
+            tensors = {"rows": torch.tensor(rows, dtype=torch.long),
+                       "latents": torch.cat(latents) if latents else torch.zeros((0, 1, 1), dtype=torch.half),
+                       "embeddings": torch.cat(embs).float() if embs else torch.zeros((0, 1))}
+            with atomic_path(path) as tmp:
+                save_file(tensors, str(tmp))
+    seconds = time.time() - start
+    index = LatentIndex.load_shards(out, keys)
+    _write_faiss(index.embeddings.numpy(), out / "faiss.index", faiss_type, nlist)
+    T, H = index.latents.shape[1:]
+    raw = [len(t.encode()) for t in texts]
+    meta = {"n_items": len(keys), "n_examples": len(examples), "num_mem_tokens": int(T), "hidden": int(H),
+            "retrieval_dim": int(index.embeddings.shape[1]), "bytes_per_item": int(T * H * 2),
+            "raw_text_bytes_per_item": float(np.mean(raw)) if raw else 0.0, "shards": n_shards,
+            "faiss": faiss_type, "seconds": round(seconds, 2),
+            "items_per_second": round(len(keys) / seconds, 2) if seconds > 0 else None}
+    with atomic_path(out / "ids.json") as tmp:
+        tmp.write_text(json.dumps(keys))
+    write_json(out / "meta.json", meta)  # written last: its presence marks a finished index
+    return meta
+
+
+def _write_faiss(embeddings: np.ndarray, path: Path, faiss_type: str, nlist: int) -> None:
+    import faiss
+
+    d = embeddings.shape[1]
+    if faiss_type == "ivf" and len(embeddings) >= 4 * nlist:
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(embeddings)
+    else:  # flat: exact inner product (= cosine on unit vectors); also the fallback for small corpora
+        index = faiss.IndexFlatIP(d)
+    index.add(embeddings.astype(np.float32))
+    with atomic_path(path) as tmp:
+        faiss.write_index(index, str(tmp))
+
+
+class LatentIndex:
+    """Latents (N, T, H) fp16, retrieval embeddings (N, D) and the key of every row (example id, evidence id)."""
+
+    def __init__(self, keys: list[str], latents: torch.Tensor, embeddings: torch.Tensor, folder: Path | None = None):
+        self.keys, self.latents, self.embeddings, self.folder = keys, latents, embeddings, folder
+        self.row = {k: i for i, k in enumerate(keys)}
+        self._faiss = None
+
+    @classmethod
+    def load_shards(cls, folder: Path, keys: list[str]) -> "LatentIndex":
+        from safetensors.torch import load_file
+
+        shards = [load_file(str(p)) for p in sorted(folder.glob("shard-*.safetensors"))]
+        rows = torch.cat([s["rows"] for s in shards])
+        if sorted(rows.tolist()) != list(range(len(keys))):
+            raise ValueError(f"{folder}: shards do not cover the {len(keys)} items exactly; delete the folder and rebuild")
+        lat, emb = torch.cat([s["latents"] for s in shards]), torch.cat([s["embeddings"] for s in shards])
+        latents, embeddings = torch.empty_like(lat), torch.empty_like(emb)
+        latents[rows], embeddings[rows] = lat, emb
+        return cls(keys, latents, embeddings, folder)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "LatentIndex":
+        folder = Path(folder)
+        if not (folder / "meta.json").exists():
+            raise FileNotFoundError(f"{folder}: no finished latent index (meta.json missing); run `lmem index`")
+        return cls.load_shards(folder, json.loads((folder / "ids.json").read_text()))
+
+    def pool_rows(self, example: Example) -> list[int]:
+        try:
+            return [self.row[item_key(example.id, e.id)] for e in example.pool]
+        except KeyError as e:
+            raise KeyError(f"{self.folder}: example {example.id!r} is not in this index; rebuild it for this data") from e
+
+    def search(self, queries: np.ndarray, k: int) -> np.ndarray:
+        """Global-corpus retrieval: (Q, k) row ids by inner product, via FAISS."""
+        import faiss
+
+        if self._faiss is None:
+            self._faiss = faiss.read_index(str(self.folder / "faiss.index"))
+            if hasattr(faiss, "index_cpu_to_all_gpus") and faiss.get_num_gpus() > 0:  # faiss-gpu installed
+                self._faiss = faiss.index_cpu_to_all_gpus(self._faiss)
+            if hasattr(self._faiss, "nprobe"):
+                self._faiss.nprobe = 16
+        _, rows = self._faiss.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    from lmem.compressor import load_compressor
+    from lmem.prepare import read_examples
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--spec", default="{}", help='{"batch_size", "shard_size", "faiss": "flat"|"ivf", "nlist"}')
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    setup(args.threads)
+    spec = parse_spec(args.spec)
+    compressor = load_compressor(args.checkpoint)
+    meta = build_index(compressor, read_examples(args.data), args.out, spec.get("batch_size", 32),
+                       spec.get("shard_size", 4096), spec.get("faiss", "flat"), spec.get("nlist", 256))
+    log.info("indexed %d items at %s items/s", meta["n_items"], meta["items_per_second"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Latent-memory QA (METHOD.md section 4): query -> `query` adapter -> top-k latents of the pool (cosine) ->
+projected latents in the generator prompt, in rank order -> batched greedy generation from input embeddings."""
+
+from __future__ import annotations
+
+import torch
+
+from lmem.baselines import top_k
+from lmem.prompts import LatentPrompt, encode_latent
+from lmem.records import Evidence, Example
+
+
+@torch.no_grad()
+def embed_questions(compressor, questions: list[str], batch_size: int = 32) -> torch.Tensor:
+    out = []
+    ids = compressor.tokenize(questions, compressor.cfg.max_query_tokens)
+    for s in range(0, len(ids), batch_size):
+        out.append(compressor.embed_query(ids[s:s + batch_size]))
+    return torch.cat(out) if out else torch.zeros((0, compressor.cfg.retrieval_dim))
+
+
+@torch.no_grad()
+def compress_texts(compressor, texts: list[str], batch_size: int = 32) -> torch.Tensor:
+    """(n, T, H) latents, batched and sorted by length (the result keeps the input order)."""
+    ids = compressor.tokenize(texts, compressor.cfg.max_evidence_tokens)
+    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
+    out = torch.zeros((len(ids), compressor.cfg.num_mem_tokens, compressor.mem.shape[1]))
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        out[idx] = compressor.compress([ids[i] for i in idx]).float()
+    return out
+
+
+def pool_retriever(compressor, examples: list[Example], latents: list[torch.Tensor],
+                   embeddings: list[torch.Tensor] | None = None):
+    """Per-question retrieval within each example's own pool; latents[i]: (len(pool), T, H)."""
+    def retrieve(i: int, query: torch.Tensor, k: int) -> tuple[list[Evidence], torch.Tensor]:
+        pool = examples[i].pool
+        if not pool:
+            return [], latents[i][:0]
+        emb = embeddings[i] if embeddings is not None else compressor.retrieval_embedding(latents[i])
+        best = top_k((emb.float() @ query).tolist(), k)
+        return [pool[j] for j in best], latents[i][best]
+
+    return retrieve
+
+
+@torch.no_grad()
+def answer(compressor, generator, examples: list[Example], retrieve, k: int, prompt_cfg: dict,
+           desc: str = "latent_memory") -> tuple[list[str], list[list[Evidence]], list[LatentPrompt]]:
+    """Answer each example from its top-k latents; `retrieve(i, query_embedding, k)` returns the retrieved
+    evidence (rank order) and their latents (k, T, H). Returns answers, retrieved evidence and the prompts
+    (with their token counts)."""
+    queries = embed_questions(compressor, [ex.question for ex in examples])
+    prompts, projected, retrieved = [], [], []
+    T = compressor.cfg.num_mem_tokens
+    for i, (ex, q) in enumerate(zip(examples, queries)):
+        evidence, lat = retrieve(i, q, k)
+        prompt = encode_latent(generator.tokenizer, ex.question, len(evidence), prompt_cfg, T)
+        prompt.kept = evidence
+        prompts.append(prompt)
+        retrieved.append(evidence)
+        projected.append(compressor.project(lat.float()).reshape(len(evidence) * T, -1))
+    return generator.generate_latent(prompts, projected, desc=desc), retrieved, prompts

@@ -1,0 +1,378 @@
+"""Stage `train`: the Latent Memory trainer (METHOD.md section 3).
+
+L = w_recon * L_recon + w_contrast * L_contrast + w_distill * L_distill, AdamW with a cosine schedule, gradient
+accumulation, bf16 autocast where the hardware supports it, periodic validation (latent retrieval recall@k and
+latent-memory QA F1 on held-out questions), the best checkpoint kept by validation F1.
+
+Every step is a pure function of (seed, step): the batch comes from a seeded per-epoch permutation, negatives from a
+per-step RNG, dropout from a per-step torch seed. So a run killed at any point and restarted from its last
+checkpoint (trainable weights, optimizer and scheduler state, step) ends with the same weights as an uninterrupted
+one on CPU. The frozen teacher's answers and top-k log-probabilities are computed once per training example and
+cached (teacher.pt).
+
+Usage: python -m lmem.train --spec JSON --out DIR   (DIR/best, DIR/init, DIR/last, DIR/train_log.csv)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from lmem.compressor import CompressorConfig, build_compressor
+from lmem.data import load_examples
+from lmem.io import sha256_json, write_json
+from lmem.losses import distillation_kl, multi_positive_infonce
+from lmem.metrics.qa import best_over_references, token_f1
+from lmem.prompts import encode_latent, encode_with_evidence
+from lmem.records import Evidence, Example
+from lmem.stage import parse_spec, setup
+
+log = logging.getLogger("lmem.train")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 200
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 1e-4
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    max_positives: int = 3
+    hard_negatives: int = 4
+    w_recon: float = 0.5
+    w_contrast: float = 0.2
+    w_distill: float = 1.0
+    temperature: float = 0.07
+    distill_tokens: int = 4
+    distill_topk: int = 256
+    distill_negatives: int = 0
+    recon_negatives: bool = False
+    eval_every: int = 50
+    save_every: int = 25
+    val_questions: int = 40
+    val_k: int = 5
+    autocast: str = "auto"
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown training options {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class TrainItem:
+    example: Example
+    positives: list[Evidence]
+    negatives: list[Evidence]
+
+
+def training_items(examples: list[Example], max_positives: int) -> list[TrainItem]:
+    items = []
+    for ex in examples:
+        gold = [e for e in ex.pool if e.gold][:max_positives]
+        if gold and ex.answers:
+            items.append(TrainItem(ex, gold, [e for e in ex.pool if not e.gold]))
+    return items
+
+
+def autocast_context(mode: str):
+    use = mode == "bf16" or (mode == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.autocast(device, dtype=torch.bfloat16, enabled=use)
+
+
+class Trainer:
+    def __init__(self, spec: dict, out_dir: str | Path, train_examples: list[Example], val_examples: list[Example]):
+        from lmem.generator import Generator
+
+        self.spec, self.out = spec, Path(out_dir)
+        self.tcfg = TrainConfig.from_dict(dict(spec.get("train", {}), seed=spec.get("seed", 0)))
+        self.prompt_cfg = spec["prompt"]
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.generator = Generator(spec["generator"])
+        for p in self.generator.model.parameters():
+            p.requires_grad_(False)
+        hidden = self.generator.model.get_input_embeddings().weight.shape[1]
+        torch.manual_seed(self.tcfg.seed)
+        self.compressor = build_compressor(CompressorConfig.from_dict(spec["compressor"]), hidden)
+        self.items = training_items(train_examples, self.tcfg.max_positives)
+        if not self.items:
+            raise SystemExit("no training examples with gold evidence and answers; check the compressor's train_data")
+        self.val = [ex for ex in val_examples if ex.pool][: self.tcfg.val_questions]
+        self.params = [p for p in self.compressor.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=self.tcfg.lr, weight_decay=self.tcfg.weight_decay)
+        from transformers import get_cosine_schedule_with_warmup
+
+        self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, self.tcfg.warmup_steps, self.tcfg.steps)
+        self.teacher = self._teacher_cache()
+
+    # -- teacher ---------------------------------------------------------------------------------------------
+    def _teacher_prompt(self, item: TrainItem):
+        pos = {e.id: i for i, e in enumerate(item.example.pool)}
+        return encode_with_evidence(self.generator.tokenizer, item.example.question, item.positives,
+                                    self.prompt_cfg, self.generator.max_input_tokens, pos)
+
+    def _teacher_cache(self) -> dict:
+        """The frozen generator's greedy answer (N tokens) and top-k log-probs per item, computed once."""
+        key = sha256_json({"items": [(i.example.id, [e.id for e in i.positives]) for i in self.items],
+                           "generator": self.generator.resolved.sha256, "prompt": self.prompt_cfg,
+                           "N": self.tcfg.distill_tokens, "topk": self.tcfg.distill_topk})
+        path = self.out / "teacher.pt"
+        if path.exists():
+            cached = torch.load(path)
+            if cached["key"] == key:
+                return cached
+        N, K = self.tcfg.distill_tokens, self.tcfg.distill_topk
+        prompts = [self._teacher_prompt(it) for it in self.items]
+        # greedy generation's logits at each step are exactly the teacher-forced distributions on its own answer
+        answers, tops = self.generator.generate_ids(prompts, desc="teacher", max_new_tokens=N, topk_logprobs=K)
+        K = tops[0][0].shape[-1]
+        indices = torch.zeros((len(self.items), N, K), dtype=torch.int32)
+        logprobs = torch.full((len(self.items), N, K), -1e4, dtype=torch.float16)
+        for i, (ind, lp) in enumerate(tops):
+            indices[i, : len(ind)] = ind.int()
+            logprobs[i, : len(lp)] = lp.half()
+        cache = {"key": key, "answers": answers, "indices": indices, "logprobs": logprobs}
+        torch.save(cache, path)
+        return cache
+
+    # -- one step --------------------------------------------------------------------------------------------
+    def batch(self, micro_index: int) -> list[int]:
+        n, bs = len(self.items), self.tcfg.batch_size
+        out = []
+        for j in range(micro_index * bs, (micro_index + 1) * bs):
+            epoch, pos = divmod(j, n)
+            perm = list(range(n))
+            random.Random(self.tcfg.seed * 1_000_003 + epoch).shuffle(perm)
+            out.append(perm[pos])
+        return out
+
+    def losses(self, idx: list[int], rng: random.Random) -> dict[str, torch.Tensor]:
+        c, t = self.compressor, self.tcfg
+        items = [self.items[i] for i in idx]
+        negs = [rng.sample(it.negatives, min(t.hard_negatives, len(it.negatives))) for it in items]
+        evidence: list[Evidence] = []
+        slot: dict[tuple[int, str], int] = {}
+        for b, (it, ng) in enumerate(zip(items, negs)):
+            for e in it.positives + ng:
+                slot[(b, e.id)] = len(evidence)
+                evidence.append(e)
+        ev_ids = c.tokenize([e.text for e in evidence], c.cfg.max_evidence_tokens)
+        latents = c.compress(ev_ids)  # (E, T, H)
+        out = {}
+        if t.w_contrast:
+            queries = c.embed_query(c.tokenize([it.example.question for it in items], c.cfg.max_query_tokens))
+            cands = c.retrieval_embedding(latents)
+            positive = torch.zeros((len(items), len(evidence)), dtype=torch.bool)
+            allowed = torch.zeros_like(positive)
+            for b, (it, ng) in enumerate(zip(items, negs)):
+                for e in it.positives:
+                    positive[b, slot[(b, e.id)]] = True
+                for e in ng:
+                    allowed[b, slot[(b, e.id)]] = True
+            allowed |= positive.any(0, keepdim=True)  # every positive in the batch is a candidate for every query
+            out["contrast"] = multi_positive_infonce(queries, cands, positive, allowed, t.temperature)
+        if t.w_recon:
+            rows = [slot[(b, e.id)] for b, it in enumerate(items) for e in it.positives]
+            if t.recon_negatives:
+                rows = list(range(len(evidence)))
+            out["recon"] = c.reconstruction_loss(latents[rows], [ev_ids[r] for r in rows])
+        if t.w_distill:
+            out["distill"] = self._distill(items, idx, negs, latents, slot, rng)
+        return out
+
+    def _prefix_cache(self, prompt) -> tuple[int, object]:
+        """The KV cache of the prompt part shared by every student (template, system prompt, worked example),
+        computed once: the generator is frozen, so only the per-question suffix needs a forward with gradients."""
+        n = prompt.tokens_full - prompt.tokens_no_system
+        prefix = prompt.segments[0][:n]
+        if getattr(self, "_prefix", None) is None or self._prefix[0] != prefix:
+            with torch.no_grad():
+                cache = self.generator.model(input_ids=torch.tensor([prefix]), use_cache=True).past_key_values
+            self._prefix = (prefix, cache)
+        return n, self._prefix[1]
+
+    def _distill(self, items, idx, negs, latents, slot, rng) -> torch.Tensor:
+        import copy
+
+        gen, t, T = self.generator, self.tcfg, self.compressor.cfg.num_mem_tokens
+        emb = gen.model.get_input_embeddings()
+        seqs, masks, skip, cache = [], [], None, None
+        for b, (it, i) in enumerate(zip(items, idx)):
+            pos = {e.id: p for p, e in enumerate(it.example.pool)}
+            chosen = sorted(it.positives, key=lambda e: pos[e.id])  # the teacher's order
+            extra = negs[b][: t.distill_negatives]  # student-only negative latents, placed at random
+            for e in extra:
+                chosen.insert(rng.randrange(len(chosen) + 1), e)
+            rows = [slot[(b, e.id)] for e in chosen]
+            prompt = encode_latent(gen.tokenizer, it.example.question, len(rows), self.prompt_cfg, T)
+            vecs = self.compressor.project(latents[rows]).reshape(len(rows) * T, -1)
+            answer = self.teacher["answers"][i]
+            if skip is None:
+                skip, cache = self._prefix_cache(prompt)
+            body = gen.embed_latent_prompt(prompt, vecs, skip=skip)
+            if len(answer) > 1:
+                body = torch.cat([body, emb(torch.tensor(answer[:-1]))], 0)
+            seqs.append(body)
+            masks.append(len(answer))
+        width = max(s.shape[0] for s in seqs)
+        embeds = torch.zeros((len(seqs), width, seqs[0].shape[1]), dtype=seqs[0].dtype)
+        attn = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):  # left padding: the answer positions end every row
+            embeds[r, width - s.shape[0]:] = s
+            attn[r, width - s.shape[0]:] = 1
+        position_ids = skip + (attn.cumsum(-1) - 1).clamp(min=0)
+        cache = copy.deepcopy(cache)
+        cache.batch_repeat_interleave(len(seqs))
+        attn = torch.cat([torch.ones((len(seqs), skip), dtype=torch.long), attn], dim=1)
+        N = t.distill_tokens
+        logits = gen.model(inputs_embeds=embeds, attention_mask=attn, position_ids=position_ids,
+                           past_key_values=cache, logits_to_keep=N).logits  # (B, N, V): the last N positions
+        mask = torch.zeros((len(seqs), N))
+        for r, n in enumerate(masks):
+            mask[r, N - n:] = 1  # an answer of n < N tokens fills the last n positions
+        ti = torch.zeros((len(seqs), N, self.teacher["indices"].shape[-1]), dtype=torch.long)
+        tl = torch.full((len(seqs), N, ti.shape[-1]), -1e4)
+        for r, (i, n) in enumerate(zip(idx, masks)):
+            ti[r, N - n:] = self.teacher["indices"][i, :n].long()
+            tl[r, N - n:] = self.teacher["logprobs"][i, :n].float()
+        return distillation_kl(logits, ti, tl, mask)
+
+    # -- validation ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        from lmem.latent_memory import answer, compress_texts, pool_retriever
+
+        if not self.val:
+            return {"val_recall": float("nan"), "val_f1": float("nan")}
+        self.compressor.eval()
+        latents = [compress_texts(self.compressor, [e.text for e in ex.pool]) for ex in self.val]
+        answers, retrieved, _ = answer(self.compressor, self.generator, self.val,
+                                       pool_retriever(self.compressor, self.val, latents), self.tcfg.val_k,
+                                       self.prompt_cfg, desc="validation")
+        self.compressor.train()
+        recalls = [len({e.id for e in r} & set(ex.gold_ids)) / len(ex.gold_ids)
+                   for ex, r in zip(self.val, retrieved) if ex.gold_ids]
+        f1 = [best_over_references(token_f1, a, ex.answers) for a, ex in zip(answers, self.val)]
+        return {"val_recall": sum(recalls) / max(len(recalls), 1), "val_f1": 100 * sum(f1) / len(f1)}
+
+    # -- checkpoints -----------------------------------------------------------------------------------------
+    def _save_dir(self, name: str, state: dict | None = None) -> None:
+        tmp, final = self.out / f".{name}.tmp", self.out / name
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.compressor.save(tmp)
+        if state is not None:
+            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
+                       tmp / "optimizer.pt")
+            write_json(tmp / "state.json", state)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+
+    def _resume(self) -> dict:
+        state_path = self.out / "last" / "state.json"
+        if not state_path.exists():
+            return {"step": 0, "best_f1": -1.0, "best_step": None}
+        state = json.loads(state_path.read_text())
+        self.compressor.load_trainable(self.out / "last")
+        opt = torch.load(self.out / "last" / "optimizer.pt")
+        self.optimizer.load_state_dict(opt["optimizer"])
+        self.scheduler.load_state_dict(opt["scheduler"])
+        log.info("resuming from step %d", state["step"])
+        return state
+
+    def _append_csv(self, name: str, row: dict) -> None:
+        path = self.out / name
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    # -- loop ------------------------------------------------------------------------------------------------
+    def train(self, stop_after: int | None = None) -> dict:
+        t = self.tcfg
+        if not (self.out / "init" / "compressor.safetensors").exists():
+            self._save_dir("init")  # the untrained compressor, for the "before training" numbers
+        state = self._resume()
+        self.compressor.train()
+        bar = tqdm(range(state["step"], t.steps), desc="train", initial=state["step"], total=t.steps, mininterval=5)
+        for step in bar:
+            start = time.time()
+            torch.manual_seed(t.seed * 1_000_003 + step)  # dropout: a function of the step, so resume is exact
+            parts: dict[str, float] = {}
+            for micro in range(t.grad_accum):
+                rng = random.Random(f"{t.seed}-{step}-{micro}")
+                with autocast_context(t.autocast):
+                    losses = self.losses(self.batch(step * t.grad_accum + micro), rng)
+                total = sum(getattr(t, f"w_{k}") * v for k, v in losses.items())
+                (total / t.grad_accum).backward()
+                for k, v in losses.items():
+                    parts[k] = parts.get(k, 0.0) + v.item() / t.grad_accum
+                parts["loss"] = parts.get("loss", 0.0) + total.item() / t.grad_accum
+            torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            done = step + 1
+            row = {"step": done, **{k: round(v, 5) for k, v in parts.items()},
+                   "lr": self.scheduler.get_last_lr()[0], "seconds": round(time.time() - start, 3)}
+            self._append_csv("train_log.csv", row)
+            bar.set_postfix(loss=f"{parts['loss']:.3f}")
+            state["step"] = done
+            if done % t.eval_every == 0 or done == t.steps:
+                metrics = self.validate()
+                self._append_csv("val_log.csv", {"step": done, **metrics})
+                log.info("step %d: %s", done, metrics)
+                f1 = metrics["val_f1"] if not math.isnan(metrics["val_f1"]) else -metrics["val_recall"]
+                if f1 > state["best_f1"] or not (self.out / "best" / "compressor.safetensors").exists():
+                    state.update(best_f1=f1, best_step=done)
+                    self._save_dir("best")
+            if done % t.save_every == 0 or done == t.steps:
+                self._save_dir("last", dict(state))
+            if stop_after is not None and done >= stop_after:
+                self._save_dir("last", dict(state))
+                break
+        return state
+
+
+def load_split(spec: list[dict] | dict, role: str) -> list[Example]:
+    """Examples for training or validation: one data spec or a list of them (loader, source, limit...)."""
+    specs = spec if isinstance(spec, list) else [spec]
+    out = []
+    for i, s in enumerate(specs):
+        out += load_examples(s.get("name", f"{role}{i}"), s).examples
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--spec", required=True, help="compressor, train, train_data, val_data, generator, prompt, seed")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--stop-after", type=int, default=None, help="stop after this step (as if killed), resumable")
+    args = ap.parse_args(argv)
+    setup(args.threads)
+    spec = parse_spec(args.spec)
+    trainer = Trainer(spec, args.out, load_split(spec["train_data"], "train"), load_split(spec["val_data"], "val"))
+    state = trainer.train(args.stop_after)
+    write_json(Path(args.out) / "train_state.json", state)
+
+
+if __name__ == "__main__":
+    main()

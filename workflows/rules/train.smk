@@ -1,0 +1,20 @@
+rule train_compressor:
+    input:
+        models=f"{OUT}/models.json",
+        data=train_data_files,
+    output:
+        best=f"{OUT}/compressors/{{compressor}}/best/compressor.safetensors",
+        init=f"{OUT}/compressors/{{compressor}}/init/compressor.safetensors",
+        log_csv=f"{OUT}/compressors/{{compressor}}/train_log.csv",
+    params:
+        spec=lambda w: spec_arg(train_spec(w.compressor)),
+        out_dir=lambda w, output: os.path.dirname(os.path.dirname(output.best)),
+    threads: 2
+    log:
+        f"{OUT}/logs/train/{{compressor}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train/{{compressor}}.tsv"
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m lmem.train --spec {params.spec} --out {params.out_dir} --threads {threads} > {log} 2>&1"
