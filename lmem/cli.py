@@ -13,6 +13,7 @@ COMMANDS = {
     "run": ("lmem.run", "run one method on one benchmark at one k"),
     "score": ("lmem.score", "score one predictions file"),
     "report": ("lmem.report", "write the results table and plots"),
+    "compare": ("lmem.compare", "paired bootstrap difference of two runs' per-question scores"),
 }
 
 

@@ -36,6 +36,7 @@ class CompressorConfig:
     max_evidence_tokens: int = 64
     max_query_tokens: int = 64
     generator_hidden: int = 576  # size of the generator's input embeddings (set from the generator)
+    generator_embed_std: float = 1.0  # scale of the generator's token embeddings (set from the generator)
 
     @classmethod
     def from_dict(cls, d: dict) -> "CompressorConfig":
@@ -48,12 +49,17 @@ class CompressorConfig:
 
 
 class Projection(nn.Module):
-    """Latent -> generator embedding space: Linear -> GELU -> Linear -> LayerNorm, mid = (in + out) / 2."""
+    """Latent -> generator embedding space: Linear -> GELU -> Linear -> LayerNorm, mid = (in + out) / 2.
 
-    def __init__(self, d_in: int, d_out: int):
+    The LayerNorm's gain starts at the generator's embedding scale: a unit-variance output would sit far outside
+    the generator's input distribution (SmolLM2's token embeddings have std 0.14, norm 3.2, against 24 for a
+    unit-variance vector), and the gain learns too slowly to close that gap in a short run."""
+
+    def __init__(self, d_in: int, d_out: int, out_std: float = 1.0):
         super().__init__()
         mid = (d_in + d_out) // 2
         self.net = nn.Sequential(nn.Linear(d_in, mid), nn.GELU(), nn.Linear(mid, d_out), nn.LayerNorm(d_out))
+        nn.init.constant_(self.net[3].weight, out_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -85,7 +91,7 @@ class Compressor(nn.Module):
         init = emb.detach().float().mean(0, keepdim=True).repeat(cfg.num_mem_tokens, 1)
         self.mem = nn.Parameter(init + 0.02 * emb.detach().float().std() * torch.randn(init.shape, generator=gen))
         self.retrieval_head = nn.Sequential(nn.Linear(hidden, cfg.retrieval_dim), nn.LayerNorm(cfg.retrieval_dim))
-        self.projection = Projection(hidden, cfg.generator_hidden)
+        self.projection = Projection(hidden, cfg.generator_hidden, cfg.generator_embed_std)
         self._enable_lora_grads()
 
     # -- adapters -------------------------------------------------------------------------------------------
@@ -198,12 +204,14 @@ class Compressor(nn.Module):
         self.load_state_dict(state, strict=False)
 
 
-def build_compressor(cfg: CompressorConfig, generator_hidden: int | None = None) -> Compressor:
-    """Load the base model (resolved offline like every model) and wrap it as a compressor."""
+def build_compressor(cfg: CompressorConfig, generator_embeddings: torch.Tensor | None = None) -> Compressor:
+    """Load the base model (resolved offline like every model) and wrap it as a compressor whose projection
+    targets the generator with these input embeddings (vocab, hidden)."""
     from lmem.generator import load_causal_lm
 
-    if generator_hidden is not None:
-        cfg.generator_hidden = generator_hidden
+    if generator_embeddings is not None:
+        cfg.generator_hidden = int(generator_embeddings.shape[1])
+        cfg.generator_embed_std = float(generator_embeddings.float().std())
     _, tokenizer, base = load_causal_lm(cfg.model, cfg.prefer, cfg.dtype)
     if cfg.num_layers is not None:
         layers = base.model.layers

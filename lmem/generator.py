@@ -51,7 +51,7 @@ class Generator:
             flat.update(i if isinstance(i, list) else [i])
         return sorted(i for i in flat if i is not None)
 
-    def _greedy(self, width: int, max_new_tokens: int | None = None, **inputs) -> torch.Tensor:
+    def _greedy(self, max_new_tokens: int | None = None, **inputs) -> torch.Tensor:
         return self.model.generate(**inputs, do_sample=False, num_beams=1,
                                    max_new_tokens=max_new_tokens or self.cfg["max_new_tokens"],
                                    pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self._stop_ids(),
@@ -81,11 +81,11 @@ class Generator:
             ids, mask = self._left_padded([prompts[i].input_ids for i in idx])
             width = ids.shape[1]
             if not topk_logprobs:
-                gen = self._greedy(width, max_new_tokens, input_ids=ids, attention_mask=mask)
+                gen = self._greedy(max_new_tokens, input_ids=ids, attention_mask=mask)
                 for row, i in enumerate(idx):
                     out[i] = gen[row, width:].tolist()
                 continue
-            res = self._greedy(width, max_new_tokens, input_ids=ids, attention_mask=mask,
+            res = self._greedy(max_new_tokens, input_ids=ids, attention_mask=mask,
                                return_dict_in_generate=True, output_logits=True)
             logp = torch.stack(res.logits, dim=1).float().log_softmax(-1)  # (B, n_new, V)
             top = logp.topk(min(topk_logprobs, logp.shape[-1]), dim=-1)
@@ -140,7 +140,7 @@ class Generator:
             for row, seq in enumerate(seqs):
                 embeds[row, width - seq.shape[0]:] = seq
                 mask[row, width - seq.shape[0]:] = 1
-            gen = self._greedy(width, inputs_embeds=embeds, attention_mask=mask)
+            gen = self._greedy(inputs_embeds=embeds, attention_mask=mask)
             for row, i in enumerate(idx):  # with inputs_embeds, generate returns only the new tokens
                 out[i] = self.decode(gen[row].tolist())
         return out

@@ -7,12 +7,12 @@ benchmark definition reuse it. Usage: python -m lmem.prepare --benchmark NAME --
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
-import lmem.io
-from lmem import records
 
 from lmem import __version__
 from lmem.data import load_examples
@@ -30,9 +30,8 @@ def meta_path(out: str) -> str:
 
 def loader_code_hash() -> str:
     """Hash of the data package's source, so a loader change invalidates cached prepared data."""
-    import lmem.data
-
-    files = sorted(Path(lmem.data.__file__).parent.glob("*.py")) + [Path(lmem.io.__file__), Path(records.__file__)]
+    here = Path(__file__).parent
+    files = sorted((here / "data").glob("*.py")) + [here / "io.py", here / "records.py"]
     return sha256_json([f.read_text() for f in files])
 
 
@@ -44,8 +43,6 @@ def prepare(benchmark: str, spec: dict, out: str) -> dict:
     cached = cache_dir() / "data" / f"{benchmark}-{key[:16]}.jsonl"
     if cached.exists() and (cached.parent / (cached.name + ".meta.json")).exists():
         log.info("%s: reusing prepared data %s", benchmark, cached)
-        import json
-
         meta = json.loads((cached.parent / (cached.name + ".meta.json")).read_text())
     else:
         result = load_examples(benchmark, spec)
@@ -59,8 +56,6 @@ def prepare(benchmark: str, spec: dict, out: str) -> dict:
         write_json(cached.parent / (cached.name + ".meta.json"), meta)
         log.info("%s: %d examples (%d skipped) from %s", benchmark, meta["n"], meta["n_skipped"], result.source)
     shutil.copyfile(cached, out + ".tmp")
-    import os
-
     os.replace(out + ".tmp", out)
     write_json(meta_path(out), meta)
     return meta

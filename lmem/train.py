@@ -107,9 +107,9 @@ class Trainer:
         self.generator = Generator(spec["generator"])
         for p in self.generator.model.parameters():
             p.requires_grad_(False)
-        hidden = self.generator.model.get_input_embeddings().weight.shape[1]
         torch.manual_seed(self.tcfg.seed)
-        self.compressor = build_compressor(CompressorConfig.from_dict(spec["compressor"]), hidden)
+        self.compressor = build_compressor(CompressorConfig.from_dict(spec["compressor"]),
+                                           self.generator.model.get_input_embeddings().weight.detach())
         self.items = training_items(train_examples, self.tcfg.max_positives)
         if not self.items:
             raise SystemExit("no training examples with gold evidence and answers; check the compressor's train_data")

@@ -26,7 +26,8 @@ def test_latent_does_not_depend_on_its_batch(smollm2):
 
 
 def test_adapters_train_separately_and_checkpoint_round_trips(tiny_llama, tmp_path):
-    comp = build_compressor(CompressorConfig(model=tiny_llama, lora_r=4, lora_alpha=8, generator_hidden=48))
+    gen_embeddings = 0.1 * torch.randn(100, 48, generator=torch.Generator().manual_seed(0))
+    comp = build_compressor(CompressorConfig(model=tiny_llama, lora_r=4, lora_alpha=8), gen_embeddings)
     ids = comp.tokenize(["Ada lives in Pell.", "Bo lives in Arn, far away."], 32)
     latents = comp.compress(ids)
     loss = comp.reconstruction_loss(latents, ids) + comp.embed_query(ids).sum() * 0
@@ -34,7 +35,10 @@ def test_adapters_train_separately_and_checkpoint_round_trips(tiny_llama, tmp_pa
     grads = {n for n, p in comp.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert any(".compress." in n for n in grads) and any(".decode." in n for n in grads)
     assert "mem" in grads
-    assert comp.project(latents).shape == (2, 1, 48)
+    projected = comp.project(latents)
+    assert projected.shape == (2, 1, 48)
+    # projected latents start at the generator's embedding scale, not at unit variance
+    assert abs(projected.std().item() - gen_embeddings.std().item()) < 0.02
     comp.save(tmp_path / "ckpt")
     again = load_compressor(tmp_path / "ckpt")
     with torch.no_grad():

@@ -21,7 +21,8 @@ def test_ci_profile_runs():
     r = runs(cfg)
     assert ("triviaqa", "closed_book", "all") in r and ("triviaqa", "bm25", "1") not in r
     assert ("synth", "bm25", "5") in r and ("hotpotqa", "dense", "1") in r
-    assert len(r) == 6 * 7 + 1
+    assert ("wice", "latent_memory", "5") in r
+    assert len(r) == 6 * 9 + 1  # 6 benchmarks x (3 + 2 x 3 methods with k) + TriviaQA closed book
 
 
 def test_errors_list_every_problem():

@@ -31,3 +31,17 @@ def test_report_writes_table_and_plots(tmp_path):
     assert "| synth" in (tmp_path / "out/results.md").read_text()
     for ext in ("png", "svg"):
         assert (tmp_path / f"out/plots/synth.{ext}").stat().st_size > 1000
+
+
+def test_paired_bootstrap_difference():
+    from lmem.compare import paired_bootstrap
+
+    a = {str(i): 1.0 for i in range(50)}
+    b = {str(i): 0.0 for i in range(50)}
+    mean, low, high, n = paired_bootstrap(a, b, samples=200)
+    assert (mean, low, high, n) == (1.0, 1.0, 1.0, 50)
+    c = {str(i): float(i % 2) for i in range(50)}
+    mean, low, high, _ = paired_bootstrap(c, b, samples=500)
+    assert mean == 0.5 and low < 0.5 < high and low > 0
+    same = paired_bootstrap(c, c, samples=100)
+    assert same[:3] == (0.0, 0.0, 0.0)

@@ -20,11 +20,11 @@ def snakemake(*args, cwd=ROOT):
 
 
 @pytest.mark.parametrize("profile", ["demo", "ci"])
-def test_dry_run_lists_every_stage(profile, shared_data):
+def test_dry_run_lists_every_stage(profile, shared_data, tmp_path):
     out = snakemake("-n", "--workflow-profile", "workflows/profiles/default", "--configfile",
-                    f"config/{profile}.yaml", "--directory", str(ROOT))
+                    f"config/{profile}.yaml", "--config", f"results_dir={tmp_path}")
     assert out.returncode == 0, out.stderr
-    for job in ("prepare", "models", "run_method", "score", "report"):
+    for job in ("prepare", "models", "train_compressor", "build_latent_index", "run_method", "score", "report"):
         assert f"rule {job}:" in out.stdout + out.stderr, job
 
 
@@ -77,3 +77,39 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     assert len(preds) == 8 and all(p["tokens_full"] > p["tokens_no_system"] > p["tokens_context"] > 0 for p in preds)
     again = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+NEW_BASELINE = '''"""First sentence: the first pool sentence only (a deliberately simple example baseline)."""
+
+from lmem.baselines import TextEvidenceBaseline
+
+
+class FirstSentence(TextEvidenceBaseline):
+    name = "first_sentence_example"
+    uses_k = False
+
+    def select(self, examples, k):
+        return [ex.pool[:1] for ex in examples]
+'''
+
+
+@pytest.mark.slow
+def test_a_new_baseline_is_one_file_and_one_config_entry(tmp_path):
+    """Drop a module into baselines/, name it in the config: it runs and reaches the results table."""
+    module = ROOT / "baselines" / "first_sentence_example.py"
+    module.write_text(NEW_BASELINE)
+    try:
+        cfg = {"name": "onefile", "results_dir": str(tmp_path / "results"),
+               "generator": {"dtype": "bfloat16", "max_new_tokens": 8},
+               "benchmarks": {"synth": {"loader": "hotpotqa", "source": {"synth": {"seed": 5, "n_test": 4}}}},
+               "methods": {"first_sentence_example": {}},
+               "metrics": {"bootstrap_samples": 20}}
+        path = tmp_path / "onefile.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        out = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path))
+        assert out.returncode == 0, out.stderr[-3000:]
+        rows = list(csv.DictReader((tmp_path / "results/onefile/results.csv").open()))
+        assert [(r["method"], r["k"], r["n"]) for r in rows] == [("first_sentence_example", "all", "4")]
+        assert float(rows[0]["tokens_context"]) > 0
+    finally:
+        module.unlink()
