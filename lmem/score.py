@@ -68,6 +68,7 @@ def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tup
     accs = [100 * r["acc"] for r in per_q]
     pool_bytes = [len(e.text.encode()) for ex in examples.values() for e in ex.pool]
     spec = run_meta["spec"]
+    f1_ci, acc_ci = bootstrap_ci(f1s, samples, seed), bootstrap_ci(accs, samples, seed)
     result = ResultRow(
         benchmark=preds[0].benchmark, method=preds[0].method, k=preds[0].k, generator=spec["generator"]["model"],
         n=len(preds), em=qa["em"], f1=qa["f1"], acc=qa["acc"], recall_at_k=ret["recall_at_k"],
@@ -75,8 +76,7 @@ def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tup
         tokens_full=float(np.mean([p.tokens_full for p in preds])),
         tokens_no_system=float(np.mean([p.tokens_no_system for p in preds])),
         tokens_context=float(np.mean([p.tokens_context for p in preds])),
-        f1_ci_low=bootstrap_ci(f1s, samples, seed)[0], f1_ci_high=bootstrap_ci(f1s, samples, seed)[1],
-        acc_ci_low=bootstrap_ci(accs, samples, seed)[0], acc_ci_high=bootstrap_ci(accs, samples, seed)[1],
+        f1_ci_low=f1_ci[0], f1_ci_high=f1_ci[1], acc_ci_low=acc_ci[0], acc_ci_high=acc_ci[1],
         webqa_acc=webqa["webqa_acc"] if webqa else None,
         n_truncated=sum(p.n_dropped > 0 for p in preds), n_dropped_items=sum(p.n_dropped for p in preds),
         n_skipped_records=data_meta.get("n_skipped", 0),

@@ -152,6 +152,7 @@ def generate_records(params: dict) -> Iterator[tuple[str, dict]]:
         raise ValueError(f"synth split must be one of {sorted(sizes)}, got {split!r}")
     n_paragraphs = params.get("paragraphs_per_pool", 9)
     rng = random.Random(seed + 1)
+    everyone = [p.name for p in world.people] + [o.name for o in world.orgs]
     seen: set[str] = set()
     for s in ("train", "dev", "test"):  # generated in a fixed order so splits never share a question
         made = 0
@@ -169,7 +170,6 @@ def generate_records(params: dict) -> Iterator[tuple[str, dict]]:
             for t in gold_titles:
                 titles += pool_rng.sample(_lookalikes(world, t), min(2, len(_lookalikes(world, t))))
             titles = list(dict.fromkeys(titles))
-            everyone = [p.name for p in world.people] + [o.name for o in world.orgs]
             while len(titles) < n_paragraphs:
                 t = pool_rng.choice(everyone)
                 if t not in titles:
