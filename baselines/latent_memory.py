@@ -10,6 +10,7 @@ from dataclasses import replace
 from lmem.baselines import Baseline, make_prediction
 from lmem.compressor import load_compressor
 from lmem.index import LatentIndex
+from lmem.io import sha256_file
 from lmem.latent_memory import answer, pool_retriever
 
 
@@ -19,6 +20,9 @@ class LatentMemory(Baseline):
     def run(self, examples, generator, k):
         compressor = load_compressor(self.spec["checkpoint_dir"])
         index = LatentIndex.load(self.spec["index_dir"])
+        ckpt = f"{self.spec['checkpoint_dir']}/compressor.safetensors"
+        self.models = {"compressor": f"{compressor.cfg.model}+{self.spec.get('checkpoint', 'best')}@"
+                                     f"{sha256_file(ckpt)[:12]}"}
         if self.spec.get("retrieval", "pool") == "global":
             retrieve = self._global_retriever(compressor, examples, index)
         else:

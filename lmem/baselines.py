@@ -19,6 +19,11 @@ from lmem.records import Evidence, Example, Prediction
 REGISTRY: dict[str, type["Baseline"]] = {}
 
 
+class MethodUnavailable(Exception):
+    """Raised by a method that cannot run on this machine (e.g. its model is not available offline). The run is
+    recorded as skipped with this message (run log, meta, report), and the rest of the DAG goes on."""
+
+
 class Baseline:
     """Base class of every method. `uses_k`: the method takes a top-k (k is swept from the config)."""
 
@@ -35,6 +40,7 @@ class Baseline:
         self.config = config  # generator, prompt, retriever and seed sections of the run config
         self.label = label or self.name  # the config entry's name, used in predictions and tables
         self.bytes_per_item: float | None = None  # storage per evidence item, where the method stores its own
+        self.models: dict[str, str] = {}  # models/checkpoints the method used besides the generator: name -> id@hash
 
     def run(self, examples: list[Example], generator, k: int | None) -> list[Prediction]:
         raise NotImplementedError

@@ -9,11 +9,13 @@ COMMANDS = {
     "prepare": ("lmem.prepare", "prepare one benchmark's examples"),
     "models": ("lmem.models", "resolve/convert the run's models and record their hashes"),
     "train": ("lmem.train", "train a Latent Memory compressor"),
+    "train-xrag": ("lmem.xrag", "train the xRAG baseline's projector"),
     "index": ("lmem.index", "build a latent index of a benchmark's evidence"),
     "run": ("lmem.run", "run one method on one benchmark at one k"),
     "score": ("lmem.score", "score one predictions file"),
     "report": ("lmem.report", "write the results table and plots"),
     "compare": ("lmem.compare", "paired bootstrap difference of two runs' per-question scores"),
+    "regress": ("lmem.regress", "compare a results table with its reference; non-zero exit on drift"),
 }
 
 

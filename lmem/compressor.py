@@ -37,6 +37,11 @@ class CompressorConfig:
     max_query_tokens: int = 64
     generator_hidden: int = 576  # size of the generator's input embeddings (set from the generator)
     generator_embed_std: float = 1.0  # scale of the generator's token embeddings (set from the generator)
+    # Standardise each latent dimension (mean/std measured once, over training evidence, before training) before
+    # the retrieval head and the projection. A base LM's last hidden states carry a few huge shared dimensions
+    # (SmolLM2: two of norm ~22 in a vector of norm ~41), so raw latents of different sentences have cosine ~0.99
+    # and the heads start out unable to tell them apart. false: the paper's heads on raw hidden states.
+    latent_standardize: bool = True
 
     @classmethod
     def from_dict(cls, d: dict) -> "CompressorConfig":
@@ -89,9 +94,13 @@ class Compressor(nn.Module):
         emb = base_model.get_input_embeddings().weight
         gen = torch.Generator().manual_seed(0)
         init = emb.detach().float().mean(0, keepdim=True).repeat(cfg.num_mem_tokens, 1)
-        self.mem = nn.Parameter(init + 0.02 * emb.detach().float().std() * torch.randn(init.shape, generator=gen))
+        noise = torch.randn(init.shape, generator=gen).to(init.device)
+        self.mem = nn.Parameter(init + 0.02 * emb.detach().float().std() * noise)
         self.retrieval_head = nn.Sequential(nn.Linear(hidden, cfg.retrieval_dim), nn.LayerNorm(cfg.retrieval_dim))
         self.projection = Projection(hidden, cfg.generator_hidden, cfg.generator_embed_std)
+        self.register_buffer("latent_mean", torch.zeros(hidden))
+        self.register_buffer("latent_std", torch.ones(hidden))
+        self.to(emb.device)  # the base's device (lmem.stage.device()); heads are made on the CPU first
         self._enable_lora_grads()
 
     # -- adapters -------------------------------------------------------------------------------------------
@@ -148,13 +157,28 @@ class Compressor(nn.Module):
         """Questions -> unit retrieval embeddings (B, retrieval_dim)."""
         return self.retrieval_embedding(self._hidden_at_mem(token_ids, "query"))
 
+    def standardized(self, latents: torch.Tensor) -> torch.Tensor:
+        latents = latents.float()
+        if not self.cfg.latent_standardize:
+            return latents
+        return (latents - self.latent_mean) / self.latent_std
+
+    @torch.no_grad()
+    def fit_latent_stats(self, token_ids: list[list[int]], batch_size: int = 32) -> None:
+        """Per-dimension mean and std of the `compress` latents of these evidence items (called once, before
+        training; saved with the checkpoint)."""
+        lat = torch.cat([self.compress(token_ids[s:s + batch_size]).float().flatten(0, 1)
+                         for s in range(0, len(token_ids), batch_size)])
+        self.latent_mean.copy_(lat.mean(0))
+        self.latent_std.copy_(lat.std(0).clamp(min=1e-3))
+
     def retrieval_embedding(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents (B, T, H) -> unit retrieval embeddings; T > 1 is averaged."""
-        return nn.functional.normalize(self.retrieval_head(latents.float()).mean(1), dim=-1)
+        return nn.functional.normalize(self.retrieval_head(self.standardized(latents)).mean(1), dim=-1)
 
     def project(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents (B, T, H) -> generator input embeddings (B, T, generator_hidden)."""
-        return self.projection(latents.float())
+        return self.projection(self.standardized(latents))
 
     # -- reconstruction ------------------------------------------------------------------------------------
     def reconstruction_loss(self, latents: torch.Tensor, token_ids: list[list[int]], adapter: str = "decode"):
@@ -184,7 +208,10 @@ class Compressor(nn.Module):
 
     # -- persistence ---------------------------------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach().contiguous() for n, p in self.named_parameters() if p.requires_grad}
+        """Everything training changes: LoRA, [MEM], heads, projection, and the latent statistics."""
+        state = {n: p.detach().contiguous() for n, p in self.named_parameters() if p.requires_grad}
+        state.update({n: b.detach().contiguous() for n, b in self.named_buffers() if n.startswith("latent_")})
+        return state
 
     def save(self, folder: str | Path) -> None:
         from safetensors.torch import save_file

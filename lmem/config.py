@@ -50,6 +50,10 @@ def validate_config(config: dict, source: str = "config") -> dict:
         for m in bench.get("methods") or []:
             if m not in config["methods"]:
                 raise InputError(f"{source}: benchmark {name!r} names method {m!r}, which is not under methods")
+    for name, m in config["methods"].items():
+        for key, section in (("compressor", "compressors"), ("projector", "projectors")):
+            if key in m and m[key] not in config[section]:
+                raise InputError(f"{source}: method {name!r} names {key} {m[key]!r}, which is not under {section}")
     return config
 
 

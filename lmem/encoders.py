@@ -1,4 +1,5 @@
-"""Dense sentence encoders (mean pooling + L2 normalisation, as sentence-transformers does for MiniLM)."""
+"""Dense sentence encoders: mean pooling + L2 normalisation (sentence-transformers' MiniLM), or last-token pooling
+with an instruction before each query (Qwen3-Embedding, the paper's second dense baseline on GPU profiles)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ from lmem.models import resolve
 
 
 class DenseEncoder:
-    def __init__(self, spec: str, cfg: dict):
+    def __init__(self, spec: str, cfg: dict, pooling: str = "mean", query_instruction: str = ""):
         from transformers import AutoModel, AutoTokenizer
 
+        if pooling not in ("mean", "last"):
+            raise ValueError(f"dense pooling must be 'mean' or 'last', got {pooling!r}")
+        self.pooling, self.query_instruction = pooling, query_instruction
         self.resolved = resolve(spec)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.resolved.path))
-        self.model = AutoModel.from_pretrained(str(self.resolved.path)).eval()
+        from lmem.stage import device
+
+        self.model = AutoModel.from_pretrained(str(self.resolved.path)).eval().to(device())
         self.batch_size, self.max_length = cfg["batch_size"], cfg["max_length"]
 
     @torch.inference_mode()
@@ -26,9 +32,17 @@ class DenseEncoder:
                       disable=len(order) <= self.batch_size * 4):
             idx = order[s:s + self.batch_size]
             enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                 max_length=self.max_length, return_tensors="pt")
+                                 max_length=self.max_length, return_tensors="pt").to(self.model.device)
             hidden = self.model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out[idx] = torch.nn.functional.normalize(pooled, dim=-1)
+            if self.pooling == "last":  # the last real token, wherever the tokenizer pads
+                last = enc["attention_mask"].cumsum(-1).argmax(-1)
+                pooled = hidden[torch.arange(len(idx), device=hidden.device), last]
+            else:
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).float().cpu()
         return out
+
+    def encode_queries(self, questions: list[str]) -> torch.Tensor:
+        """Queries with the model's instruction prefix (Qwen3-Embedding: "Instruct: ...\\nQuery: "), if any."""
+        return self.encode([self.query_instruction + q for q in questions])

@@ -24,7 +24,9 @@ def load_causal_lm(spec: str, prefer: str = "package", dtype: str = "float32"):
 
     resolved = resolve(spec, prefer=prefer)
     tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
-    model = AutoModelForCausalLM.from_pretrained(str(resolved.path), dtype=DTYPES[dtype]).eval()
+    from lmem.stage import device
+
+    model = AutoModelForCausalLM.from_pretrained(str(resolved.path), dtype=DTYPES[dtype]).eval().to(device())
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return resolved, tokenizer, model
@@ -64,7 +66,7 @@ class Generator:
         for row, seq in enumerate(seqs):
             ids[row, width - len(seq):] = torch.tensor(seq)
             mask[row, width - len(seq):] = 1
-        return ids, mask
+        return ids.to(self.model.device), mask.to(self.model.device)
 
     @torch.inference_mode()
     def generate_ids(self, prompts: list[EncodedPrompt], desc: str = "generate", max_new_tokens: int | None = None,
@@ -98,8 +100,34 @@ class Generator:
                         n = j + 1
                         break
                 out[i] = seq[:n]
-                tops[i] = (top.indices[row, :n].clone(), top.values[row, :n].clone())
+                tops[i] = (top.indices[row, :n].cpu(), top.values[row, :n].cpu())
         return (out, tops) if topk_logprobs else out
+
+    @torch.inference_mode()
+    def forced_topk(self, prompts: list[EncodedPrompt], targets: list[list[int]], topk: int, n_max: int,
+                    desc: str = "teacher") -> tuple[torch.Tensor, torch.Tensor]:
+        """The top-k log-probabilities of the distributions that predict each target token after its text prompt
+        (teacher forcing): (indices int32, log-probs fp16), each (len(prompts), n_max, k), target positions first,
+        -1e4 past a target's end."""
+        indices = torch.zeros((len(prompts), n_max, topk), dtype=torch.int32)
+        logprobs = torch.full((len(prompts), n_max, topk), -1e4, dtype=torch.float16)
+        bs = self.cfg["batch_size"]
+        for s in tqdm(range(0, len(prompts), bs), desc=desc, unit="batch", mininterval=5):
+            rows = list(range(s, min(s + bs, len(prompts))))
+            ids, mask = self._left_padded([prompts[r].input_ids + targets[r][:n_max][:-1] for r in rows])
+            logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=n_max).logits.float()
+            top = logits.log_softmax(-1).topk(min(topk, logits.shape[-1]), dim=-1)
+            for j, r in enumerate(rows):
+                n = len(targets[r][:n_max])
+                indices[r, :n, : top.indices.shape[-1]] = top.indices[j, n_max - n:].int().cpu()
+                logprobs[r, :n, : top.values.shape[-1]] = top.values[j, n_max - n:].half().cpu()
+        return indices, logprobs
+
+    def answer_ids(self, text: str, max_tokens: int) -> list[int]:
+        """A reference answer as the generator would write it: its tokens, then the end of the turn."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][: max_tokens - 1]
+        end = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else self._stop_ids()[0]
+        return ids + [end]
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
@@ -120,8 +148,53 @@ class Generator:
             if seg:
                 parts.append(emb(torch.tensor(seg, device=emb.weight.device)))
             if i < prompt.n_slots:
-                parts.append(latents[i * T:(i + 1) * T].to(emb.weight.dtype))
+                parts.append(latents[i * T:(i + 1) * T].to(emb.weight.device, emb.weight.dtype))
         return torch.cat(parts, dim=0)
+
+    def prefix_cache(self, prompt: LatentPrompt) -> tuple[int, object]:
+        """(length, KV cache) of the prompt part every question shares (template, system prompt, worked example):
+        the generator is frozen, so training runs it once and only the per-question suffix needs gradients."""
+        n = prompt.tokens_full - prompt.tokens_no_system
+        prefix = prompt.segments[0][:n]
+        if getattr(self, "_prefix", None) is None or self._prefix[0] != prefix:
+            with torch.no_grad():
+                ids = torch.tensor([prefix], device=self.model.device)
+                self._prefix = (prefix, self.model(input_ids=ids, use_cache=True).past_key_values)
+        return n, self._prefix[1]
+
+    def forced_logits(self, prompts: list[LatentPrompt], latents: list[torch.Tensor], targets: list[list[int]],
+                      n_last: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced logits of `targets` after latent prompts, with gradients to the latents: (logits over
+        the last `n_last` positions (B, n_last, V), mask (B, n_last) of the positions that predict a target
+        token). Target i fills the last len(targets[i]) <= n_last positions; the shared prefix comes from the
+        KV cache (every prompt must share it)."""
+        import copy
+
+        emb = self.model.get_input_embeddings()
+        dev = emb.weight.device
+        skip, cache = self.prefix_cache(prompts[0])
+        seqs = []
+        for prompt, lat, target in zip(prompts, latents, targets):
+            body = self.embed_latent_prompt(prompt, lat, skip=skip)
+            if len(target) > 1:
+                body = torch.cat([body, emb(torch.tensor(target[:-1], device=dev))], 0)
+            seqs.append(body)
+        width = max(s.shape[0] for s in seqs)
+        embeds = torch.zeros((len(seqs), width, seqs[0].shape[1]), dtype=seqs[0].dtype, device=dev)
+        attn = torch.zeros((len(seqs), width), dtype=torch.long, device=dev)
+        for r, s in enumerate(seqs):  # left padding: the target positions end every row
+            embeds[r, width - s.shape[0]:] = s
+            attn[r, width - s.shape[0]:] = 1
+        position_ids = skip + (attn.cumsum(-1) - 1).clamp(min=0)
+        cache = copy.deepcopy(cache)
+        cache.batch_repeat_interleave(len(seqs))
+        attn = torch.cat([torch.ones((len(seqs), skip), dtype=torch.long, device=dev), attn], dim=1)
+        logits = self.model(inputs_embeds=embeds, attention_mask=attn, position_ids=position_ids,
+                            past_key_values=cache, logits_to_keep=n_last).logits
+        mask = torch.zeros((len(seqs), n_last), device=dev)
+        for r, target in enumerate(targets):
+            mask[r, n_last - len(target):] = 1
+        return logits, mask
 
     @torch.inference_mode()
     def generate_latent(self, prompts: list[LatentPrompt], latents: list[torch.Tensor],
@@ -135,8 +208,8 @@ class Generator:
             idx = order[start:start + bs]
             seqs = [self.embed_latent_prompt(prompts[i], latents[i]) for i in idx]
             width = max(s.shape[0] for s in seqs)
-            embeds = torch.zeros((len(idx), width, hidden.shape[1]), dtype=hidden.dtype)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            embeds = torch.zeros((len(idx), width, hidden.shape[1]), dtype=hidden.dtype, device=hidden.device)
+            mask = torch.zeros((len(idx), width), dtype=torch.long, device=hidden.device)
             for row, seq in enumerate(seqs):
                 embeds[row, width - seq.shape[0]:] = seq
                 mask[row, width - seq.shape[0]:] = 1

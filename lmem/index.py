@@ -54,8 +54,8 @@ def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_
             with torch.no_grad():
                 for b in range(0, len(rows), batch_size):
                     lat = compressor.compress([ids[i] for i in rows[b:b + batch_size]])
-                    latents.append(lat.half())
-                    embs.append(compressor.retrieval_embedding(lat))
+                    latents.append(lat.half().cpu())
+                    embs.append(compressor.retrieval_embedding(lat).float().cpu())
                     bar.update(len(rows[b:b + batch_size]))
             tensors = {"rows": torch.tensor(rows, dtype=torch.long),
                        "latents": torch.cat(latents) if latents else torch.zeros((0, 1, 1), dtype=torch.half),

@@ -112,3 +112,16 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def sha256_json(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def append_csv(path: str | os.PathLike, row: dict) -> None:
+    """Append one row to a CSV log (header written with the first row); a log, so appended in place."""
+    import csv
+
+    path = Path(path)
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)

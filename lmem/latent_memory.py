@@ -15,7 +15,7 @@ def embed_questions(compressor, questions: list[str], batch_size: int = 32) -> t
     out = []
     ids = compressor.tokenize(questions, compressor.cfg.max_query_tokens)
     for s in range(0, len(ids), batch_size):
-        out.append(compressor.embed_query(ids[s:s + batch_size]))
+        out.append(compressor.embed_query(ids[s:s + batch_size]).float().cpu())
     return torch.cat(out) if out else torch.zeros((0, compressor.cfg.retrieval_dim))
 
 
@@ -27,7 +27,7 @@ def compress_texts(compressor, texts: list[str], batch_size: int = 32) -> torch.
     out = torch.zeros((len(ids), compressor.cfg.num_mem_tokens, compressor.mem.shape[1]))
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
-        out[idx] = compressor.compress([ids[i] for i in idx]).float()
+        out[idx] = compressor.compress([ids[i] for i in idx]).float().cpu()
     return out
 
 
@@ -38,7 +38,8 @@ def pool_retriever(compressor, examples: list[Example], latents: list[torch.Tens
         pool = examples[i].pool
         if not pool:
             return [], latents[i][:0]
-        emb = embeddings[i] if embeddings is not None else compressor.retrieval_embedding(latents[i])
+        emb = (embeddings[i] if embeddings is not None
+               else compressor.retrieval_embedding(latents[i].to(compressor.device)).cpu())
         best = top_k((emb.float() @ query).tolist(), k)
         return [pool[j] for j in best], latents[i][best]
 
@@ -60,5 +61,5 @@ def answer(compressor, generator, examples: list[Example], retrieve, k: int, pro
         prompt.kept = evidence
         prompts.append(prompt)
         retrieved.append(evidence)
-        projected.append(compressor.project(lat.float()).reshape(len(evidence) * T, -1))
+        projected.append(compressor.project(lat.float().to(compressor.device)).reshape(len(evidence) * T, -1))
     return generator.generate_latent(prompts, projected, desc=desc), retrieved, prompts

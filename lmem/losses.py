@@ -14,6 +14,7 @@ def multi_positive_infonce(queries: torch.Tensor, candidates: torch.Tensor, posi
     marks the candidates q is contrasted against (every positive in the batch plus q's own hard negatives).
     Each pair's loss is -log softmax over q's allowed candidates at that positive.
     """
+    positive, allowed = positive.to(queries.device), allowed.to(queries.device)
     logits = queries @ candidates.T / temperature
     logits = logits.masked_fill(~allowed, float("-inf"))
     log_probs = logits.log_softmax(dim=-1)

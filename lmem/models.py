@@ -59,6 +59,11 @@ class ResolvedModel:
     def to_dict(self) -> dict:
         return {"spec": self.spec, "path": str(self.path), "source": self.source, "sha256": self.sha256}
 
+    @property
+    def tag(self) -> str:
+        """`id@sha256-prefix`, for provenance columns."""
+        return f"{self.spec}@{self.sha256[:12]}"
+
 
 def _weights_hash(folder: Path) -> str:
     for name in ("model.safetensors", "pytorch_model.bin"):

@@ -107,6 +107,7 @@ class ResultRow:
     git_commit: str
     generator_sha256: str
     data_sha256: str
+    models: str = ""  # other models/checkpoints the method used: "name=id@sha256;..." (retriever, compressor...)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

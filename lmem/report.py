@@ -81,7 +81,8 @@ def plot_benchmark(df: pd.DataFrame, benchmark: str, x: str, y: str, out_dir: Pa
 
 def report(row_paths: list[str], out_dir: str, x: str, y: str) -> pd.DataFrame:
     rows = [json.loads(Path(p).read_text()) for p in row_paths]
-    df = table(rows)
+    skipped = [r for r in rows if r.get("skipped")]
+    df = table([r for r in rows if not r.get("skipped")])
     out = Path(out_dir)
     with atomic_path(out / "results.csv") as tmp:
         df.to_csv(tmp, index=False)
@@ -91,6 +92,9 @@ def report(row_paths: list[str], out_dir: str, x: str, y: str) -> pd.DataFrame:
           f"Generator: {', '.join(sorted(df['generator'].unique()))}. Seeds: "
           f"{', '.join(map(str, sorted(df['seed'].unique())))}. Commits: {', '.join(sorted(map(str, df['git_commit'].unique())))}.",
           "Full provenance (config hash, model and data hashes) is in results.csv."]
+    if skipped:
+        md += ["", f"## Not run ({len(skipped)})", ""]
+        md += [f"- {r['benchmark']} / {r['method']} k={r['k']}: {r['skipped']}" for r in skipped]
     write_text(out / "results.md", "\n".join(md) + "\n")
     (out / "plots").mkdir(parents=True, exist_ok=True)
     for bench in sorted(df["benchmark"].unique()):

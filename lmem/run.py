@@ -41,12 +41,19 @@ def run(data: str, spec: dict, k: str, out: str) -> dict:
     examples = read_examples(data)
     t0 = time.time()
     generator = Generator(spec["generator"])
-    predictions = method.run(examples, generator, int(k) if method_cls.uses_k else None)
+    skipped = None
+    try:
+        predictions = method.run(examples, generator, int(k) if method_cls.uses_k else None)
+    except baselines.MethodUnavailable as e:  # recorded, not a crash: the rest of the DAG goes on
+        predictions, skipped = [], str(e)
+        log.warning("SKIPPED %s k=%s on %s: %s", spec["method"], k, data, skipped)
     seconds = time.time() - t0
     write_jsonl(out, (p.to_dict() for p in predictions))
     meta = {"method": spec["method"], "k": k, "n": len(predictions), "seconds": round(seconds, 2),
-            "generator": generator.resolved.to_dict(), "spec": spec, "bytes_per_item": method.bytes_per_item, "lmem_version": __version__,
-            "git_commit": git_commit(), "torch": torch.__version__, "platform": platform.platform(), "threads": torch.get_num_threads()}
+            "generator": generator.resolved.to_dict(), "spec": spec, "bytes_per_item": method.bytes_per_item,
+            "models": method.models, "skipped": skipped, "lmem_version": __version__, "git_commit": git_commit(),
+            "torch": torch.__version__, "platform": platform.platform(), "threads": torch.get_num_threads(),
+            "device": str(generator.model.device)}
     write_json(meta_path(out), meta)
     log.info("%s k=%s: %d predictions in %.1fs", spec["method"], k, len(predictions), seconds)
     return meta

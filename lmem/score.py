@@ -40,12 +40,16 @@ def git_commit() -> str:
         return "unknown"
 
 
-def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tuple[ResultRow, list[dict]]:
+def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tuple[ResultRow | dict, list[dict]]:
+    """The result row and per-question scores; for a skipped run, {benchmark, method, k, skipped} and []."""
     preds = [Prediction.from_dict(d) for d in read_jsonl(predictions_path)]
-    if not preds:
-        raise SystemExit(f"{predictions_path}: no predictions to score")
     run_meta = json.loads(Path(meta_path(predictions_path)).read_text())
     data_meta = json.loads(Path(meta_path(data_path)).read_text())
+    if run_meta.get("skipped"):  # the method could not run here; the report lists it with the reason
+        return {"benchmark": data_meta["benchmark"], "method": run_meta["method"], "k": run_meta["k"],
+                "skipped": run_meta["skipped"]}, []
+    if not preds:
+        raise SystemExit(f"{predictions_path}: no predictions to score")
     examples = {ex.id: ex for ex in read_examples(data_path)}
     qa = load("lmem_qa").compute(predictions=[p.prediction for p in preds], references=[p.answers for p in preds])
     ret = load("lmem_retrieval").compute(predictions=[p.retrieved_ids for p in preds],
@@ -85,6 +89,7 @@ def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tup
         config_hash=config_hash({"run": spec, "data": data_meta["spec"]}),
         git_commit=run_meta.get("git_commit", "unknown"), generator_sha256=run_meta["generator"]["sha256"],
         data_sha256=data_meta.get("source_sha256") or data_meta["sha256"],
+        models=";".join(f"{k}={v}" for k, v in sorted(run_meta.get("models", {}).items())),
     )
     return result, per_q
 
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     setup()
     row, per_q = score(args.predictions, args.data, args.bootstrap, args.seed)
     write_jsonl(args.out[: -len(".json")] + ".questions.jsonl", per_q)
-    write_json(args.out, row.to_dict())
+    write_json(args.out, row if isinstance(row, dict) else row.to_dict())
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What every stage entry point shares: parsing a JSON spec argument, logging, thread count."""
+"""What every stage entry point shares: parsing a JSON spec argument, logging, thread count, the device."""
 
 from __future__ import annotations
 
@@ -12,6 +12,15 @@ def parse_spec(value: str) -> dict:
     if value.startswith("@"):
         return json.loads(Path(value[1:]).read_text())
     return json.loads(value)
+
+
+def device():
+    """Where models run: $LMEM_DEVICE (cpu, cuda, cuda:1, mps...) or the first CUDA GPU when there is one."""
+    import os
+
+    import torch
+
+    return torch.device(os.environ.get("LMEM_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def setup(threads: int | None = None) -> None:

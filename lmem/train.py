@@ -16,7 +16,6 @@ Usage: python -m lmem.train --spec JSON --out DIR   (DIR/best, DIR/init, DIR/las
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import math
@@ -31,7 +30,7 @@ from tqdm import tqdm
 
 from lmem.compressor import CompressorConfig, build_compressor
 from lmem.data import load_examples
-from lmem.io import sha256_json, write_json
+from lmem.io import append_csv, sha256_json, write_json
 from lmem.losses import distillation_kl, multi_positive_infonce
 from lmem.metrics.qa import best_over_references, token_f1
 from lmem.prompts import encode_latent, encode_with_evidence
@@ -58,6 +57,9 @@ class TrainConfig:
     distill_tokens: int = 4
     distill_topk: int = 256
     distill_negatives: int = 0
+    # teacher_answer: teacher-forced on the teacher's own greedy answer (the paper); gold_answer: on the reference
+    # answer, so every distilled position is an answer token (for small generators that restate the question first)
+    distill_target: str = "teacher_answer"
     recon_negatives: bool = False
     eval_every: int = 50
     save_every: int = 25
@@ -128,25 +130,33 @@ class Trainer:
                                     self.prompt_cfg, self.generator.max_input_tokens, pos)
 
     def _teacher_cache(self) -> dict:
-        """The frozen generator's greedy answer (N tokens) and top-k log-probs per item, computed once."""
+        """The frozen generator's top-k log-probs at N answer positions per item, computed once: on its own greedy
+        answer (`distill_target: teacher_answer`) or teacher-forced on the reference answer (`gold_answer`)."""
+        t = self.tcfg
+        if t.distill_target not in ("teacher_answer", "gold_answer"):
+            raise ValueError(f"distill_target must be teacher_answer or gold_answer, got {t.distill_target!r}")
         key = sha256_json({"items": [(i.example.id, [e.id for e in i.positives]) for i in self.items],
                            "generator": self.generator.resolved.sha256, "prompt": self.prompt_cfg,
-                           "N": self.tcfg.distill_tokens, "topk": self.tcfg.distill_topk})
+                           "N": t.distill_tokens, "topk": t.distill_topk, "target": t.distill_target})
         path = self.out / "teacher.pt"
         if path.exists():
             cached = torch.load(path)
             if cached["key"] == key:
                 return cached
-        N, K = self.tcfg.distill_tokens, self.tcfg.distill_topk
+        N, K = t.distill_tokens, t.distill_topk
         prompts = [self._teacher_prompt(it) for it in self.items]
-        # greedy generation's logits at each step are exactly the teacher-forced distributions on its own answer
-        answers, tops = self.generator.generate_ids(prompts, desc="teacher", max_new_tokens=N, topk_logprobs=K)
-        K = tops[0][0].shape[-1]
-        indices = torch.zeros((len(self.items), N, K), dtype=torch.int32)
-        logprobs = torch.full((len(self.items), N, K), -1e4, dtype=torch.float16)
-        for i, (ind, lp) in enumerate(tops):
-            indices[i, : len(ind)] = ind.int()
-            logprobs[i, : len(lp)] = lp.half()
+        if t.distill_target == "gold_answer":
+            answers = [self.generator.answer_ids(it.example.answers[0], N) for it in self.items]
+            indices, logprobs = self.generator.forced_topk(prompts, answers, K, N)
+        else:
+            # greedy generation's logits at each step are exactly the teacher-forced distributions on its own answer
+            answers, tops = self.generator.generate_ids(prompts, desc="teacher", max_new_tokens=N, topk_logprobs=K)
+            K = tops[0][0].shape[-1]
+            indices = torch.zeros((len(self.items), N, K), dtype=torch.int32)
+            logprobs = torch.full((len(self.items), N, K), -1e4, dtype=torch.float16)
+            for i, (ind, lp) in enumerate(tops):
+                indices[i, : len(ind)] = ind.int()
+                logprobs[i, : len(lp)] = lp.half()
         cache = {"key": key, "answers": answers, "indices": indices, "logprobs": logprobs}
         torch.save(cache, path)
         return cache
@@ -196,23 +206,9 @@ class Trainer:
             out["distill"] = self._distill(items, idx, negs, latents, slot, rng)
         return out
 
-    def _prefix_cache(self, prompt) -> tuple[int, object]:
-        """The KV cache of the prompt part shared by every student (template, system prompt, worked example),
-        computed once: the generator is frozen, so only the per-question suffix needs a forward with gradients."""
-        n = prompt.tokens_full - prompt.tokens_no_system
-        prefix = prompt.segments[0][:n]
-        if getattr(self, "_prefix", None) is None or self._prefix[0] != prefix:
-            with torch.no_grad():
-                cache = self.generator.model(input_ids=torch.tensor([prefix]), use_cache=True).past_key_values
-            self._prefix = (prefix, cache)
-        return n, self._prefix[1]
-
     def _distill(self, items, idx, negs, latents, slot, rng) -> torch.Tensor:
-        import copy
-
-        gen, t, T = self.generator, self.tcfg, self.compressor.cfg.num_mem_tokens
-        emb = gen.model.get_input_embeddings()
-        seqs, masks, skip, cache = [], [], None, None
+        t, T = self.tcfg, self.compressor.cfg.num_mem_tokens
+        prompts, vectors, answers = [], [], []
         for b, (it, i) in enumerate(zip(items, idx)):
             pos = {e.id: p for p, e in enumerate(it.example.pool)}
             chosen = sorted(it.positives, key=lambda e: pos[e.id])  # the teacher's order
@@ -220,38 +216,17 @@ class Trainer:
             for e in extra:
                 chosen.insert(rng.randrange(len(chosen) + 1), e)
             rows = [slot[(b, e.id)] for e in chosen]
-            prompt = encode_latent(gen.tokenizer, it.example.question, len(rows), self.prompt_cfg, T)
-            vecs = self.compressor.project(latents[rows]).reshape(len(rows) * T, -1)
-            answer = self.teacher["answers"][i]
-            if skip is None:
-                skip, cache = self._prefix_cache(prompt)
-            body = gen.embed_latent_prompt(prompt, vecs, skip=skip)
-            if len(answer) > 1:
-                body = torch.cat([body, emb(torch.tensor(answer[:-1]))], 0)
-            seqs.append(body)
-            masks.append(len(answer))
-        width = max(s.shape[0] for s in seqs)
-        embeds = torch.zeros((len(seqs), width, seqs[0].shape[1]), dtype=seqs[0].dtype)
-        attn = torch.zeros((len(seqs), width), dtype=torch.long)
-        for r, s in enumerate(seqs):  # left padding: the answer positions end every row
-            embeds[r, width - s.shape[0]:] = s
-            attn[r, width - s.shape[0]:] = 1
-        position_ids = skip + (attn.cumsum(-1) - 1).clamp(min=0)
-        cache = copy.deepcopy(cache)
-        cache.batch_repeat_interleave(len(seqs))
-        attn = torch.cat([torch.ones((len(seqs), skip), dtype=torch.long), attn], dim=1)
+            prompts.append(encode_latent(self.generator.tokenizer, it.example.question, len(rows), self.prompt_cfg, T))
+            vectors.append(self.compressor.project(latents[rows]).reshape(len(rows) * T, -1))
+            answers.append(self.teacher["answers"][i])
         N = t.distill_tokens
-        logits = gen.model(inputs_embeds=embeds, attention_mask=attn, position_ids=position_ids,
-                           past_key_values=cache, logits_to_keep=N).logits  # (B, N, V): the last N positions
-        mask = torch.zeros((len(seqs), N))
-        for r, n in enumerate(masks):
-            mask[r, N - n:] = 1  # an answer of n < N tokens fills the last n positions
-        ti = torch.zeros((len(seqs), N, self.teacher["indices"].shape[-1]), dtype=torch.long)
-        tl = torch.full((len(seqs), N, ti.shape[-1]), -1e4)
-        for r, (i, n) in enumerate(zip(idx, masks)):
-            ti[r, N - n:] = self.teacher["indices"][i, :n].long()
-            tl[r, N - n:] = self.teacher["logprobs"][i, :n].float()
-        return distillation_kl(logits, ti, tl, mask)
+        logits, mask = self.generator.forced_logits(prompts, vectors, answers, N)
+        ti = torch.zeros((len(items), N, self.teacher["indices"].shape[-1]), dtype=torch.long)
+        tl = torch.full((len(items), N, ti.shape[-1]), -1e4)
+        for r, (i, a) in enumerate(zip(idx, answers)):
+            ti[r, N - len(a):] = self.teacher["indices"][i, :len(a)].long()
+            tl[r, N - len(a):] = self.teacher["logprobs"][i, :len(a)].float()
+        return distillation_kl(logits, ti.to(logits.device), tl.to(logits.device), mask)
 
     # -- validation ------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -295,20 +270,27 @@ class Trainer:
         log.info("resuming from step %d", state["step"])
         return state
 
-    def _append_csv(self, name: str, row: dict) -> None:
-        path = self.out / name
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                w.writeheader()
-            w.writerow(row)
+    def _fit_latent_stats(self, n_items: int = 512) -> None:
+        """Latent statistics of the untrained compressor over the first training items' evidence (their pools in
+        order, up to n_items sentences), in eval mode: deterministic, and part of every checkpoint."""
+        texts = []
+        for it in self.items:
+            texts += [e.text for e in it.example.pool]
+            if len(texts) >= n_items:
+                break
+        self.compressor.eval()
+        self.compressor.fit_latent_stats(self.compressor.tokenize(texts[:n_items], self.compressor.cfg.max_evidence_tokens))
+        self.compressor.train()
 
     # -- loop ------------------------------------------------------------------------------------------------
     def train(self, stop_after: int | None = None) -> dict:
         t = self.tcfg
         if not (self.out / "init" / "compressor.safetensors").exists():
+            if self.compressor.cfg.latent_standardize:
+                self._fit_latent_stats()
             self._save_dir("init")  # the untrained compressor, for the "before training" numbers
+        else:  # restarted: the saved initial state, latent statistics included
+            self.compressor.load_trainable(self.out / "init")
         state = self._resume()
         self.compressor.train()
         bar = tqdm(range(state["step"], t.steps), desc="train", initial=state["step"], total=t.steps, mininterval=5)
@@ -332,12 +314,12 @@ class Trainer:
             done = step + 1
             row = {"step": done, **{k: round(v, 5) for k, v in parts.items()},
                    "lr": self.scheduler.get_last_lr()[0], "seconds": round(time.time() - start, 3)}
-            self._append_csv("train_log.csv", row)
+            append_csv(self.out / "train_log.csv", row)
             bar.set_postfix(loss=f"{parts['loss']:.3f}")
             state["step"] = done
             if done % t.eval_every == 0 or done == t.steps:
                 metrics = self.validate()
-                self._append_csv("val_log.csv", {"step": done, **metrics})
+                append_csv(self.out / "val_log.csv", {"step": done, **metrics})
                 log.info("step %d: %s", done, metrics)
                 f1 = metrics["val_f1"] if not math.isnan(metrics["val_f1"]) else -metrics["val_recall"]
                 if f1 > state["best_f1"] or not (self.out / "best" / "compressor.safetensors").exists():

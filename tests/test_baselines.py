@@ -63,3 +63,31 @@ def test_run_puts_retrieved_text_back_in_document_order(smollm2, base_config):
     assert text.index("Amberlin lies") < text.index("The river Velk flows")  # document order, not rank order
     assert pred.k == "2" and pred.prediction == "Velk" and set(pred.retrieved_ids) == {"s1", "s3"}
     assert pred.tokens_context > 0 and pred.gold_ids == ["s3"]
+
+
+def test_dense_last_token_pooling_with_a_tiny_qwen3(tmp_path, smollm2, base_config):
+    """Plumbing of the Qwen3-Embedding baseline (GPU profiles) with a tiny random Qwen3: last-token pooling does
+    not depend on the padding side, and the query instruction reaches the encoder."""
+    import torch
+    from transformers import Qwen3Config, Qwen3Model
+
+    from lmem.encoders import DenseEncoder
+
+    tok, _ = smollm2
+    cfg = Qwen3Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=256)
+    torch.manual_seed(0)
+    Qwen3Model(cfg).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    enc = DenseEncoder(str(tmp_path), base_config["retriever"], pooling="last", query_instruction="Query: ")
+    texts = ["a short one", "a much longer sentence than the first one is"]
+    enc.tokenizer.padding_side = "left"
+    left = enc.encode(texts)
+    enc.tokenizer.padding_side = "right"
+    right = enc.encode(texts)
+    assert torch.allclose(left, right, atol=1e-5)
+    assert torch.allclose(enc.encode_queries(["x"]), enc.encode(["Query: x"]))
+    spec = {"model": str(tmp_path), "pooling": "last", "query_instruction": "Query: "}
+    method = baselines.get("dense")(spec, {"prompt": base_config["prompt"], "retriever": base_config["retriever"]})
+    (chosen,) = method.select([example(POOL, gold=(1, 3))], 2)
+    assert len(chosen) == 2 and method.models["retriever"].startswith(str(tmp_path))

@@ -126,6 +126,13 @@ def test_shared_slices(shared_data, loader, rel, n_gold_min):
         assert len({e.id for e in ex.pool}) == len(ex.pool)
 
 
+def test_offset_skips_examples_before_the_limit(shared_data):
+    path = shared_data / "hotpotqa/test500.jsonl"
+    first = [ex.id for ex in load("hotpotqa", path, limit=8).examples]
+    held_out = [ex.id for ex in load("hotpotqa", path, offset=5, limit=3).examples]
+    assert held_out == first[5:8]
+
+
 def test_shared_triviaqa_and_webqa_queries(shared_data):
     trivia = load("triviaqa", shared_data / "triviaqa/test1000_noctx.jsonl")
     assert len(trivia.examples) == 1000 and all(not ex.pool and ex.answers for ex in trivia.examples)
@@ -141,3 +148,37 @@ def test_hotpotqa_gold_sentences_match_supporting_facts(shared_data):
     expected = {raw["context"]["sentences"][titles.index(t)][i].strip()
                 for t, i in zip(raw["supporting_facts"]["title"], raw["supporting_facts"]["sent_id"])}
     assert {e.text for e in ex.pool if e.gold} == expected
+
+
+def write_webqa_images(folder, images: dict[int, tuple[int, int, int]]):
+    """imgs.tsv + imgs.lineidx in the official layout, with solid-colour JPEGs made here."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    offsets, lines = [], b""
+    for image_id, color in images.items():
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 6), color).save(buf, format="JPEG")
+        offsets.append(len(lines))
+        lines += f"{image_id}\t".encode() + base64.b64encode(buf.getvalue()) + b"\n"
+    (folder / "imgs.tsv").write_bytes(lines)
+    (folder / "imgs.lineidx").write_text("".join(f"{o}\n" for o in offsets))
+
+
+def test_webqa_images_decode_lazily_by_offset(tmp_path):
+    from lmem.data.webqa import ImageStore
+
+    write_webqa_images(tmp_path, {30000000: (255, 0, 0), 30000001: (0, 0, 255)})
+    store = ImageStore(tmp_path / "imgs.tsv")
+    red, blue = store.image(30000000), store.resolve("imgs.tsv:30000001")
+    assert red.size == (8, 6) and red.getpixel((4, 3))[0] > 200 and blue.getpixel((4, 3))[2] > 200
+    with pytest.raises(InputError, match="past the end"):
+        store.image(30000005)
+    write_webqa_images(tmp_path, {30000001: (0, 0, 255), 30000000: (255, 0, 0)})  # lines swapped, ids kept
+    (tmp_path / "imgs.lineidx").write_text("0\n0\n")
+    with pytest.raises(InputError, match="does not belong to this imgs.tsv"):
+        ImageStore(tmp_path / "imgs.tsv").image(30000000)
+    with pytest.raises(InputError, match="not found"):
+        ImageStore(tmp_path / "nope.tsv")

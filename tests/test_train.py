@@ -57,3 +57,20 @@ def test_unknown_training_option_is_an_error(tiny_llama, base_config, tmp_path):
     s["train"]["stepz"] = 3
     with pytest.raises(ValueError, match="unknown training options"):
         run(s, tmp_path / "bad")
+
+
+def test_distillation_on_the_gold_answer(tiny_llama, base_config, tmp_path):
+    """distill_target: gold_answer teacher-forces the text teacher on the reference answer (then the turn's end)."""
+    s = spec(tiny_llama, base_config, steps=1)
+    s["train"].update(distill_target="gold_answer", distill_tokens=4)
+    trainer = Trainer(s, tmp_path, load_split(s["train_data"], "train"), load_split(s["val_data"], "val"))
+    tok = trainer.generator.tokenizer
+    for item, ids in zip(trainer.items, trainer.teacher["answers"]):
+        assert tok.decode(ids[:-1]) == tok.decode(tok(item.example.answers[0], add_special_tokens=False)["input_ids"][:3])
+        assert ids[-1] == tok.eos_token_id and len(ids) <= 4
+    n = len(trainer.teacher["answers"][0])
+    assert (trainer.teacher["logprobs"][0, :n] > -1e4).all() and (trainer.teacher["logprobs"][0, n:] == -1e4).all()
+    assert trainer.train()["step"] == 1
+    s["train"]["distill_target"] = "oracle"
+    with pytest.raises(ValueError, match="distill_target must be"):
+        Trainer(s, tmp_path / "bad", load_split(s["train_data"], "train"), load_split(s["val_data"], "val"))

@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -28,6 +29,22 @@ def test_dry_run_lists_every_stage(profile, shared_data, tmp_path):
         assert f"rule {job}:" in out.stdout + out.stderr, job
 
 
+PAPER_PROFILES = sorted(p.stem for p in (ROOT / "config" / "paper").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("executor", ["local-gpu", "slurm"])
+@pytest.mark.parametrize("profile", PAPER_PROFILES)
+def test_paper_profiles_dry_run_offline(profile, executor, tmp_path):
+    """Every paper profile plans its whole DAG with both executor profiles, offline (nothing is fetched)."""
+    out = snakemake("-n", "--workflow-profile", f"workflows/profiles/{executor}", "--configfile",
+                    f"config/paper/{profile}.yaml", "--config", f"results_dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    log = out.stdout + out.stderr
+    for job in ("prepare", "models", "train_compressor", "build_latent_index", "run_method", "score", "report"):
+        assert f"rule {job}:" in log, job
+    assert not list(tmp_path.iterdir()), "a dry run must not write results"
+
+
 def test_lint_is_clean():
     out = snakemake("--lint", "--configfile", "config/ci.yaml")
     assert out.returncode == 0
@@ -47,7 +64,8 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
         "methods": {"closed_book": {}, "oracle": {}, "bm25": {"k": [1]}, "dense": {"k": [2]},
                     "latent_memory": {"k": [2], "compressor": "tiny"},
                     "latent_memory_untrained": {"class": "latent_memory", "k": [2], "compressor": "tiny",
-                                                "checkpoint": "init"}},
+                                                "checkpoint": "init"},
+                    "llmlingua2_r10": {"class": "llmlingua2", "rate": 0.1}},  # paper model absent offline: skipped
         "compressors": {"tiny": {
             "model": tiny_llama, "lora_r": 4, "lora_alpha": 8,
             "train": {"steps": 2, "batch_size": 4, "eval_every": 2, "save_every": 2, "val_questions": 2,
@@ -73,10 +91,24 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     assert (res / "compressors/tiny/train_log.csv").exists()
     for ext in ("png", "svg"):
         assert (res / "plots" / f"synth.{ext}").exists()
+    md = (res / "results.md").read_text()
+    assert "## Not run (1)" in md and "llmlingua2_r10 k=all: LLMLingua-2 model unavailable" in md
+    assert "SKIPPED llmlingua2_r10" in (res / "logs/run/synth/llmlingua2_r10/kall.log").read_text()
     preds = [json.loads(line) for line in (res / "predictions/synth/oracle/kall.jsonl").open()]
     assert len(preds) == 8 and all(p["tokens_full"] > p["tokens_no_system"] > p["tokens_context"] > 0 for p in preds)
     again = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    # determinism: the same config and seed from scratch in another folder give identical predictions and weights
+    cfg["results_dir"] = str(tmp_path / "rerun")
+    path.write_text(yaml.safe_dump(cfg))
+    out = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), "--cores", "2")
+    assert out.returncode == 0, out.stderr[-3000:]
+    res2 = tmp_path / "rerun" / "e2e"
+    files = sorted(p.relative_to(res) for p in res.glob("predictions/**/*.jsonl"))
+    assert len(files) == 7
+    for rel in files + [Path("compressors/tiny/best/compressor.safetensors")]:
+        assert (res / rel).read_bytes() == (res2 / rel).read_bytes(), f"{rel} differs between identical runs"
 
 
 NEW_BASELINE = '''"""First sentence: the first pool sentence only (a deliberately simple example baseline)."""

@@ -96,7 +96,9 @@ def _iter_source(source: dict) -> Iterator[tuple[str, dict]]:
 
 
 def load_examples(benchmark: str, spec: dict) -> LoadResult:
-    """Load and convert a benchmark's records per its config spec (loader, source, limit, on_bad_record, options)."""
+    """Load and convert a benchmark's records per its config spec (loader, source, offset, limit, on_bad_record,
+    options). `offset` skips that many converted examples first (e.g. validation questions held out after a test
+    slice of the same split)."""
     _discover()
     name = spec["loader"]
     if name not in LOADERS:
@@ -104,7 +106,7 @@ def load_examples(benchmark: str, spec: dict) -> LoadResult:
     convert = LOADERS[name]
     opts = dict(spec.get("options", {}))
     opts["benchmark"] = benchmark
-    limit = spec.get("limit")
+    limit, offset = spec.get("limit"), spec.get("offset", 0)
     on_bad = spec.get("on_bad_record", "error")
     examples, skipped = [], []
     source = spec.get("source", {})
@@ -123,7 +125,9 @@ def load_examples(benchmark: str, spec: dict) -> LoadResult:
                 skipped.append(str(e))
                 continue
             raise RecordError(f"{e}. Fix the record, or set on_bad_record: skip to skip and count such records") from e
-        if ex is not None:  # None: the record is outside the selection (e.g. another split)
+        if ex is not None and offset > 0:
+            offset -= 1
+        elif ex is not None:  # None: the record is outside the selection (e.g. another split)
             examples.append(ex)
     origin = source.get("path") or str(source.get("hub") or {"synth": source.get("synth")})
     return LoadResult(examples, len(skipped), skipped, origin)

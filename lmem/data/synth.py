@@ -1,6 +1,7 @@
 """`synth`: the embedded default benchmark, a generated fictional world that no pretrained model knows.
 
-People, organisations and cities with invented names; each entity has a short paragraph (its title is the
+People and organisations with invented names, living and based in real cities (option `cities: invented` for
+made-up city names too); each entity has a short paragraph (its title is the
 entity's name). Questions are HotpotQA-like: bridge (two hops through a relation) and comparison (two dates).
 Each pool holds the two supporting paragraphs plus distractor paragraphs about look-alike entities (same
 surname, same company stem, same city) and random others. Records are emitted in the HotpotQA hub schema and
@@ -23,6 +24,15 @@ _INDUSTRIES = {"Instruments": "instrument maker", "Logistics": "shipping company
                "Foundry": "metal foundry", "Press": "publishing house", "Optics": "lens maker",
                "Brewery": "brewery", "Shipyards": "shipbuilder", "Pharmacy": "drug maker", "Aerials": "airline"}
 _CITY_SUFFIXES = ["port", "ford", "holm", "mere", "wick", "vale", "stead", "burg", "haven", "moor"]
+# Real city names, each one token (with its leading space) for SmolLM2/Llama-style BPE vocabularies: answers are
+# words a generator can write, as in the real benchmarks, while the facts tying people and companies to them are
+# invented (so no pretrained model knows them). `cities: invented` gives made-up multi-token names instead.
+_REAL_CITIES = ["Amsterdam", "Athens", "Austin", "Beijing", "Berlin", "Boston", "Brussels", "Budapest", "Cairo",
+                "Calgary", "Cambridge", "Chicago", "Cologne", "Copenhagen", "Dallas", "Delhi", "Denver", "Detroit",
+                "Edinburgh", "Frankfurt", "Geneva", "Glasgow", "Hamburg", "Istanbul", "Leeds", "Lima", "London",
+                "Lyon", "Madrid", "Manila", "Melbourne", "Miami", "Milan", "Montreal", "Moscow", "Mumbai", "Nairobi",
+                "Naples", "Oslo", "Oxford", "Paris", "Portland", "Quebec", "Rome", "Seattle", "Seoul", "Singapore",
+                "Stockholm", "Tokyo", "Toronto", "Vancouver", "Venice", "Vienna"]
 
 
 def _word(rng: random.Random, syllables: int) -> str:
@@ -73,14 +83,23 @@ class World:
         self._index = {p.name: p for p in self.people} | {o.name: o for o in self.orgs}
 
 
-def build_world(seed: int, n_people: int, n_orgs: int, n_cities: int) -> World:
+def build_world(seed: int, n_people: int, n_orgs: int, n_cities: int, cities: str = "real") -> World:
     """A seeded fictional world; look-alike names are built in (shared surnames, shared company stems)."""
     rng = random.Random(seed)
-    cities: list[str] = []
-    while len(cities) < n_cities:
-        c = _word(rng, rng.choice([1, 2])) + rng.choice(_CITY_SUFFIXES)
-        if c not in cities:
-            cities.append(c)
+    if cities == "real":
+        if n_cities > len(_REAL_CITIES):
+            raise ValueError(f"synth: n_cities={n_cities} but only {len(_REAL_CITIES)} real city names; "
+                             "lower n_cities or use cities: invented")
+        names = rng.sample(_REAL_CITIES, n_cities)
+    elif cities == "invented":
+        names = []
+        while len(names) < n_cities:
+            c = _word(rng, rng.choice([1, 2])) + rng.choice(_CITY_SUFFIXES)
+            if c not in names:
+                names.append(c)
+    else:
+        raise ValueError(f"synth: cities must be 'real' or 'invented', got {cities!r}")
+    cities = names
     surnames = sorted({_word(rng, rng.choice([2, 3])) for _ in range(max(4, n_people // 3))})
     people, seen = [], set()
     while len(people) < n_people:
@@ -145,7 +164,8 @@ def _question(world: World, rng: random.Random) -> tuple[str, str, str, list[tup
 def generate_records(params: dict) -> Iterator[tuple[str, dict]]:
     """Yield (location, HotpotQA-schema record) for the configured split of the synth benchmark."""
     seed = params.get("seed", 0)
-    world = build_world(seed, params.get("n_people", 300), params.get("n_orgs", 120), params.get("n_cities", 40))
+    world = build_world(seed, params.get("n_people", 300), params.get("n_orgs", 120), params.get("n_cities", 40),
+                        params.get("cities", "real"))
     sizes = {s: params.get(f"n_{s}", d) for s, d in (("train", 200), ("dev", 50), ("test", 100))}
     split = params.get("split", "test")
     if split not in sizes:

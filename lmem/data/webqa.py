@@ -4,9 +4,13 @@ img_posFacts, img_negFacts}}): each text fact and each image (with title and cap
 bytes stay in imgs.tsv and are referenced as `imgs.tsv:<image_id>`. Also the official val query TSV
 (Guid, Qcate, Q, A) that carries questions and answers only."""
 
+import base64
+import io
 import json
+from pathlib import Path
 
 from lmem.data import RecordError, register_loader, require
+from lmem.io import InputError
 from lmem.records import Evidence, Example
 
 
@@ -46,3 +50,49 @@ def convert(record: dict, loc: str, opts: dict) -> Example | None:
         pool=pool,
         metadata={"qcate": record.get("Qcate"), "keywords": record.get("Keywords_A")},
     )
+
+
+class ImageStore:
+    """WebQA's images, decoded lazily: `imgs.tsv` holds one `image_id<TAB>base64 JPEG` line per image and
+    `imgs.lineidx` the byte offset of every line; as in the official code, image `i` is on line i % 10,000,000."""
+
+    def __init__(self, tsv: str | Path, lineidx: str | Path | None = None):
+        self.tsv = Path(tsv)
+        self.lineidx = Path(lineidx) if lineidx else self.tsv.with_suffix(".lineidx")
+        for path in (self.tsv, self.lineidx):
+            if not path.exists():
+                raise InputError(f"{path}: WebQA image file not found (imgs.tsv and imgs.lineidx of the release)")
+        with open(self.lineidx) as f:
+            try:
+                self.offsets = [int(line) for line in f if line.strip()]
+            except ValueError as e:
+                raise InputError(f"{self.lineidx}: not a list of byte offsets ({e})") from e
+
+    def _line(self, image_id: str | int) -> tuple[str, str]:
+        n = int(image_id) % 10_000_000
+        if n >= len(self.offsets):
+            raise InputError(f"{self.tsv}: image {image_id} is past the end of {self.lineidx} ({len(self.offsets)} "
+                             "lines); the image files do not match the questions' release")
+        with open(self.tsv, "rb") as f:
+            f.seek(self.offsets[n])
+            fields = f.readline().decode().rstrip("\r\n").split("\t")
+        if len(fields) != 2 or fields[0] != str(image_id):
+            raise InputError(f"{self.tsv}: line {n} (offset {self.offsets[n]}) holds image {fields[0]!r}, not "
+                             f"{image_id}; imgs.lineidx does not belong to this imgs.tsv")
+        return fields[0], fields[1]
+
+    def bytes(self, image_id: str | int) -> bytes:
+        return base64.b64decode(self._line(image_id)[1])
+
+    def image(self, image_id: str | int):
+        """The decoded image (PIL, RGB)."""
+        from PIL import Image
+
+        try:
+            return Image.open(io.BytesIO(self.bytes(image_id))).convert("RGB")
+        except Exception as e:  # a corrupt record: say which
+            raise InputError(f"{self.tsv}: image {image_id} does not decode ({type(e).__name__}: {e})") from e
+
+    def resolve(self, ref: str):
+        """An Evidence.image reference (`imgs.tsv:<image_id>`) -> the image."""
+        return self.image(ref.rsplit(":", 1)[1])

@@ -14,6 +14,7 @@ wildcard_constraints:
     method=r"[A-Za-z0-9_]+",
     k=r"\d+|all",
     compressor=r"[A-Za-z0-9_]+",
+    projector=r"[A-Za-z0-9_]+",
     stage=r"best|init",
 
 
@@ -23,8 +24,11 @@ def spec_arg(obj):
 
 
 def latent_paths(method, benchmark):
-    """Checkpoint and index folders for a method that uses a trained compressor (else {})."""
+    """Folders of what a method's run reads besides the data: a trained compressor's checkpoint and latent index,
+    or a trained xRAG projector (else {})."""
     spec = config["methods"][method]
+    if "projector" in spec:
+        return {"projector_dir": f"{OUT}/projectors/{spec['projector']}"}
     if "compressor" not in spec:
         return {}
     stage = spec.get("checkpoint", "best")
@@ -37,7 +41,9 @@ def latent_paths(method, benchmark):
 def run_inputs(w):
     paths = latent_paths(w.method, w.benchmark)
     inputs = {"data": f"{OUT}/data/{w.benchmark}.jsonl", "models": f"{OUT}/models.json"}
-    if paths:
+    if "projector_dir" in paths:
+        inputs["projector"] = f"{paths['projector_dir']}/projector.safetensors"
+    elif paths:
         inputs["checkpoint"] = f"{paths['checkpoint_dir']}/compressor.safetensors"
         inputs["index"] = f"{paths['index_dir']}/meta.json"
     return inputs
@@ -66,8 +72,21 @@ def train_spec(name):
     }
 
 
+def xrag_spec(name):
+    p = config["projectors"][name]
+    return {
+        "train": p.get("train", {}),
+        "train_data": p["train_data"],
+        "generator": config["generator"],
+        "retriever": {**config["retriever"], **({"model": p["retriever"]} if p.get("retriever") else {})},
+        "prompt": config["prompt"],
+        "seed": config["seed"],
+    }
+
+
 def train_data_files(w):
-    """Official files a compressor trains on (so a changed file retrains it)."""
-    c = config["compressors"][w.compressor]
-    specs = [s for key in ("train_data", "val_data") for s in (c[key] if isinstance(c[key], list) else [c[key]])]
+    """Official files a compressor or projector trains on (so a changed file retrains it)."""
+    c = config["compressors"][w.compressor] if "compressor" in w.keys() else config["projectors"][w.projector]
+    specs = [s for key in ("train_data", "val_data") if key in c
+             for s in (c[key] if isinstance(c[key], list) else [c[key]])]
     return [s["source"]["path"] for s in specs if s.get("source", {}).get("path")]

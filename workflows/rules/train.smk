@@ -18,3 +18,24 @@ rule train_compressor:
         "../../environment.yml"
     shell:
         "python -m lmem.train --spec {params.spec} --out {params.out_dir} --threads {threads} > {log} 2>&1"
+
+
+rule train_xrag:
+    input:
+        models=f"{OUT}/models.json",
+        data=train_data_files,
+    output:
+        projector=f"{OUT}/projectors/{{projector}}/projector.safetensors",
+        log_csv=f"{OUT}/projectors/{{projector}}/train_log.csv",
+    params:
+        spec=lambda w: spec_arg(xrag_spec(w.projector)),
+        out_dir=lambda w, output: os.path.dirname(output.projector),
+    threads: 2
+    log:
+        f"{OUT}/logs/train_xrag/{{projector}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_xrag/{{projector}}.tsv"
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m lmem.xrag --spec {params.spec} --out {params.out_dir} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,288 @@
+"""Stage `train-xrag`: the xRAG baseline's projector (Cheng et al., 2024, "xRAG: Extreme Context Compression for
+Retrieval-augmented Generation with One Token"), trained here on the same data as Latent Memory.
+
+A frozen dense retriever embeds each evidence item; a projector (Linear -> GELU -> Linear, then a LayerNorm at
+the generator's embedding scale, as for Latent Memory) maps the embedding to ONE input embedding of the frozen
+generator. Only the projector trains, in xRAG's two stages:
+  1. paraphrase pretraining: from the token alone the generator must reproduce the evidence text
+     (cross-entropy on the text; the instruction is `paraphrase_instruction` in the Latent Memory prompt);
+  2. context-aware instruction tuning: one token per gold evidence item, the generator answers the question;
+     loss = w_nll * cross-entropy on the gold answer + w_kl * KL(student || teacher) on the same positions,
+     where the teacher is the frozen generator reading the evidence as text (top-k, computed once, cached).
+Steps are pure functions of (seed, step), checkpoints hold the optimizer, so a killed run resumes exactly.
+
+Usage: python -m lmem.xrag --spec JSON --out DIR   (DIR/projector.safetensors, projector.json, train_log.csv)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from lmem.compressor import Projection
+from lmem.io import append_csv, sha256_json, write_json
+from lmem.prompts import encode_latent, encode_with_evidence
+from lmem.stage import device, parse_spec, setup
+
+log = logging.getLogger("lmem.xrag")
+
+
+@dataclass
+class XragTrainConfig:
+    paraphrase_steps: int = 100  # stage 1
+    steps: int = 100  # stage 2 (instruction tuning)
+    batch_size: int = 8
+    lr: float = 1e-3
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    w_nll: float = 1.0
+    w_kl: float = 1.0
+    distill_topk: int = 64
+    max_positives: int = 3
+    max_answer_tokens: int = 16
+    max_paraphrase_tokens: int = 48
+    paraphrase_negatives: int = 2  # pool sentences besides the gold ones that stage 1 paraphrases, per question
+    paraphrase_instruction: str = "Repeat the context word for word."
+    save_every: int = 25
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "XragTrainConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown xRAG training options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**d)
+
+
+class XragProjector(torch.nn.Module):
+    """Retriever embedding (d_in) -> one generator input embedding (d_out)."""
+
+    def __init__(self, d_in: int, d_out: int, out_std: float, retriever: str):
+        super().__init__()
+        self.meta = {"d_in": d_in, "d_out": d_out, "out_std": out_std, "retriever": retriever}
+        self.projection = Projection(d_in, d_out, out_std)
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.projection(embeddings.float())
+
+    def save(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(folder / "projector.safetensors"))
+        (folder / "projector.json").write_text(json.dumps(self.meta, indent=2))
+
+
+def load_projector(folder: str | Path) -> XragProjector:
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / "projector.json").exists():
+        raise FileNotFoundError(f"{folder}: no trained xRAG projector (projector.json missing); run `lmem train-xrag`")
+    meta = json.loads((folder / "projector.json").read_text())
+    proj = XragProjector(meta["d_in"], meta["d_out"], meta["out_std"], meta["retriever"])
+    proj.load_state_dict(load_file(str(folder / "projector.safetensors")))
+    return proj.to(device()).eval()
+
+
+class XragTrainer:
+    def __init__(self, spec: dict, out_dir: str | Path, train_examples):
+        from lmem.encoders import DenseEncoder
+        from lmem.generator import Generator
+        from lmem.train import training_items
+
+        self.spec, self.out = spec, Path(out_dir)
+        self.cfg = XragTrainConfig.from_dict(dict(spec.get("train", {}), seed=spec.get("seed", 0)))
+        self.prompt_cfg = spec["prompt"]
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.generator = Generator(spec["generator"])
+        for p in self.generator.model.parameters():
+            p.requires_grad_(False)
+        self.items = training_items(train_examples, self.cfg.max_positives)
+        if not self.items:
+            raise SystemExit("no training examples with gold evidence and answers; check the projector's train_data")
+        retriever = spec["retriever"]
+        encoder = DenseEncoder(retriever["model"], retriever)
+        rng = random.Random(self.cfg.seed)
+        texts: dict[str, None] = {}
+        for it in self.items:
+            for e in it.positives + rng.sample(it.negatives, min(self.cfg.paraphrase_negatives, len(it.negatives))):
+                texts.setdefault(e.text)
+        self.texts = list(texts)
+        self.embedding = dict(zip(self.texts, encoder.encode(self.texts)))  # frozen: computed once
+        emb = self.generator.model.get_input_embeddings().weight
+        torch.manual_seed(self.cfg.seed)
+        self.projector = XragProjector(encoder.model.config.hidden_size, emb.shape[1], float(emb.float().std()),
+                                       retriever["model"]).to(emb.device)
+        del encoder
+        total = self.cfg.paraphrase_steps + self.cfg.steps
+        self.optimizer = torch.optim.AdamW(self.projector.parameters(), lr=self.cfg.lr,
+                                           weight_decay=self.cfg.weight_decay)
+        from transformers import get_cosine_schedule_with_warmup
+
+        self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, self.cfg.warmup_steps, total)
+        self.answers = [self.generator.answer_ids(it.example.answers[0], self.cfg.max_answer_tokens)
+                        for it in self.items]
+        self.teacher = self._teacher_cache()
+
+    # -- the text teacher, teacher-forced on the gold answer -------------------------------------------------
+    @torch.no_grad()
+    def _teacher_cache(self) -> dict:
+        key = sha256_json({"items": [(i.example.id, [e.id for e in i.positives]) for i in self.items],
+                           "generator": self.generator.resolved.sha256, "prompt": self.prompt_cfg,
+                           "answers": self.answers, "topk": self.cfg.distill_topk})
+        path = self.out / "teacher.pt"
+        if path.exists():
+            cached = torch.load(path)
+            if cached["key"] == key:
+                return cached
+        gen = self.generator
+        prompts = []
+        for it in self.items:
+            pos = {e.id: i for i, e in enumerate(it.example.pool)}
+            prompts.append(encode_with_evidence(gen.tokenizer, it.example.question, it.positives, self.prompt_cfg,
+                                                gen.max_input_tokens, pos))
+        indices, logprobs = gen.forced_topk(prompts, self.answers, self.cfg.distill_topk, self.cfg.max_answer_tokens)
+        cache = {"key": key, "indices": indices, "logprobs": logprobs}
+        torch.save(cache, path)
+        return cache
+
+    # -- one step --------------------------------------------------------------------------------------------
+    def _vectors(self, texts: list[str]) -> torch.Tensor:
+        emb = torch.stack([self.embedding[t] for t in texts]).to(self.generator.model.device)
+        return self.projector(emb)
+
+    def paraphrase_loss(self, rng: random.Random) -> dict[str, torch.Tensor]:
+        gen, c = self.generator, self.cfg
+        texts = [self.texts[rng.randrange(len(self.texts))] for _ in range(c.batch_size)]
+        prompts = [encode_latent(gen.tokenizer, c.paraphrase_instruction, 1, self.prompt_cfg)] * len(texts)
+        targets = [gen.answer_ids(t, c.max_paraphrase_tokens) for t in texts]
+        vectors = self._vectors(texts)
+        logits, mask = gen.forced_logits(prompts, [v[None] for v in vectors], targets, max(map(len, targets)))
+        return {"paraphrase": _masked_ce(logits, targets, mask)}
+
+    def instruction_loss(self, rng: random.Random) -> dict[str, torch.Tensor]:
+        gen, c = self.generator, self.cfg
+        idx = [rng.randrange(len(self.items)) for _ in range(c.batch_size)]
+        prompts, vectors, targets = [], [], []
+        for i in idx:
+            it = self.items[i]
+            pos = {e.id: p for p, e in enumerate(it.example.pool)}
+            chosen = sorted(it.positives, key=lambda e: pos[e.id])
+            prompts.append(encode_latent(gen.tokenizer, it.example.question, len(chosen), self.prompt_cfg))
+            vectors.append(self._vectors([e.text for e in chosen]))
+            targets.append(self.answers[i])
+        N = c.max_answer_tokens
+        logits, mask = gen.forced_logits(prompts, vectors, targets, N)
+        out = {"nll": _masked_ce(logits, targets, mask)}
+        if c.w_kl:
+            from lmem.losses import distillation_kl
+
+            ti = self.teacher["indices"][idx].long()
+            tl = self.teacher["logprobs"][idx].float()
+            # the cache holds answer positions first; forced_logits puts them last: shift each row
+            ti2, tl2 = torch.zeros_like(ti), torch.full_like(tl, -1e4)
+            for r, t in enumerate(targets):
+                ti2[r, N - len(t):], tl2[r, N - len(t):] = ti[r, :len(t)], tl[r, :len(t)]
+            out["kl"] = distillation_kl(logits, ti2.to(logits.device), tl2.to(logits.device), mask)
+        return out
+
+    # -- checkpoints and the loop ----------------------------------------------------------------------------
+    def _save(self, name: str, state: dict | None) -> None:
+        tmp, final = self.out / f".{name}.tmp", self.out / name
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.projector.save(tmp)
+        if state is not None:
+            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
+                       tmp / "optimizer.pt")
+            write_json(tmp / "state.json", state)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+
+    def _resume(self) -> dict:
+        from safetensors.torch import load_file
+
+        last = self.out / "last"
+        if not (last / "state.json").exists():
+            return {"step": 0}
+        self.projector.load_state_dict(load_file(str(last / "projector.safetensors")))
+        opt = torch.load(last / "optimizer.pt")
+        self.optimizer.load_state_dict(opt["optimizer"])
+        self.scheduler.load_state_dict(opt["scheduler"])
+        state = json.loads((last / "state.json").read_text())
+        log.info("resuming from step %d", state["step"])
+        return state
+
+    def train(self, stop_after: int | None = None) -> dict:
+        c = self.cfg
+        total = c.paraphrase_steps + c.steps
+        state = self._resume()
+        self.projector.train()
+        for step in tqdm(range(state["step"], total), desc="train xRAG", initial=state["step"], total=total,
+                         mininterval=5):
+            start = time.time()
+            rng = random.Random(f"{c.seed}-{step}")
+            stage = "paraphrase" if step < c.paraphrase_steps else "instruction"
+            parts = self.paraphrase_loss(rng) if stage == "paraphrase" else self.instruction_loss(rng)
+            weights = {"paraphrase": 1.0, "nll": c.w_nll, "kl": c.w_kl}
+            loss = sum(weights[k] * v for k, v in parts.items())
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.projector.parameters(), 1.0)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            done = step + 1
+            append_csv(self.out / "train_log.csv", {
+                "step": done, "stage": stage, **{k: round(parts[k].item(), 5) if k in parts else ""
+                                                 for k in ("paraphrase", "nll", "kl")},
+                "loss": round(loss.item(), 5), "lr": self.scheduler.get_last_lr()[0],
+                "seconds": round(time.time() - start, 3)})
+            state["step"] = done
+            if done % c.save_every == 0 or done == total or (stop_after is not None and done >= stop_after):
+                self._save("last", dict(state))
+            if stop_after is not None and done >= stop_after:
+                return state
+        self._save("final", None)
+        for name in ("projector.safetensors", "projector.json"):  # the final projector at the top of DIR
+            shutil.copy(self.out / "final" / name, self.out / f".{name}.tmp")
+            (self.out / f".{name}.tmp").rename(self.out / name)
+        return state
+
+
+def _masked_ce(logits: torch.Tensor, targets: list[list[int]], mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of right-aligned targets (see Generator.forced_logits) over the masked positions."""
+    n = logits.shape[1]
+    labels = torch.full(mask.shape, -100, dtype=torch.long, device=logits.device)
+    for r, t in enumerate(targets):
+        labels[r, n - len(t):] = torch.tensor(t, device=logits.device)
+    return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                             ignore_index=-100)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from lmem.train import load_split
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spec", required=True, help="train, train_data, generator, retriever, prompt, seed")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--stop-after", type=int, default=None, help="stop after this step (as if killed), resumable")
+    args = ap.parse_args(argv)
+    setup(args.threads)
+    spec = parse_spec(args.spec)
+    trainer = XragTrainer(spec, args.out, load_split(spec["train_data"], "train"))
+    state = trainer.train(args.stop_after)
+    write_json(Path(args.out) / "train_state.json", {**state, "config": asdict(trainer.cfg)})
+
+
+if __name__ == "__main__":
+    main()
