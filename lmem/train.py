@@ -60,6 +60,9 @@ class TrainConfig:
     # teacher_answer: teacher-forced on the teacher's own greedy answer (the paper); gold_answer: on the reference
     # answer, so every distilled position is an answer token (for small generators that restate the question first)
     distill_target: str = "teacher_answer"
+    # Not in the paper (0 there): cross-entropy of the student on the reference answer, on the same teacher-forced
+    # positions as the distillation (needs distill_target: gold_answer), as xRAG's instruction tuning adds to its KL
+    w_answer: float = 0.0
     recon_negatives: bool = False
     eval_every: int = 50
     save_every: int = 25
@@ -135,6 +138,8 @@ class Trainer:
         t = self.tcfg
         if t.distill_target not in ("teacher_answer", "gold_answer"):
             raise ValueError(f"distill_target must be teacher_answer or gold_answer, got {t.distill_target!r}")
+        if t.w_answer and t.distill_target != "gold_answer":
+            raise ValueError("w_answer (the answer cross-entropy) needs distill_target: gold_answer")
         key = sha256_json({"items": [(i.example.id, [e.id for e in i.positives]) for i in self.items],
                            "generator": self.generator.resolved.sha256, "prompt": self.prompt_cfg,
                            "N": t.distill_tokens, "topk": t.distill_topk, "target": t.distill_target})
@@ -202,11 +207,16 @@ class Trainer:
             if t.recon_negatives:
                 rows = list(range(len(evidence)))
             out["recon"] = c.reconstruction_loss(latents[rows], [ev_ids[r] for r in rows])
-        if t.w_distill:
-            out["distill"] = self._distill(items, idx, negs, latents, slot, rng)
+        if t.w_distill or t.w_answer:
+            kl, nll = self._distill(items, idx, negs, latents, slot, rng)
+            if t.w_distill:
+                out["distill"] = kl
+            if t.w_answer:
+                out["answer"] = nll
         return out
 
-    def _distill(self, items, idx, negs, latents, slot, rng) -> torch.Tensor:
+    def _distill(self, items, idx, negs, latents, slot, rng):
+        """(KL to the teacher, cross-entropy on the reference answer or None) over the N answer positions."""
         t, T = self.tcfg, self.compressor.cfg.num_mem_tokens
         prompts, vectors, answers = [], [], []
         for b, (it, i) in enumerate(zip(items, idx)):
@@ -226,7 +236,15 @@ class Trainer:
         for r, (i, a) in enumerate(zip(idx, answers)):
             ti[r, N - len(a):] = self.teacher["indices"][i, :len(a)].long()
             tl[r, N - len(a):] = self.teacher["logprobs"][i, :len(a)].float()
-        return distillation_kl(logits, ti.to(logits.device), tl.to(logits.device), mask)
+        kl = distillation_kl(logits, ti.to(logits.device), tl.to(logits.device), mask)
+        nll = None
+        if t.w_answer:  # the cached answers are the reference answers here (checked at start)
+            labels = torch.full(mask.shape, -100, dtype=torch.long, device=logits.device)
+            for r, a in enumerate(answers):
+                labels[r, N - len(a):] = torch.tensor(a, device=logits.device)
+            nll = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                                    ignore_index=-100)
+        return kl, nll
 
     # -- validation ------------------------------------------------------------------------------------------
     @torch.no_grad()

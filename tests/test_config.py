@@ -22,7 +22,10 @@ def test_ci_profile_runs():
     assert ("triviaqa", "closed_book", "all") in r and ("triviaqa", "bm25", "1") not in r
     assert ("synth", "bm25", "5") in r and ("hotpotqa", "dense", "1") in r
     assert ("wice", "latent_memory", "5") in r
-    assert len(r) == 6 * 9 + 1  # 6 benchmarks x (3 + 2 x 3 methods with k) + TriviaQA closed book
+    assert ("synth", "xrag", "5") in r and ("hotpotqa", "llmlingua2_r10", "all") in r
+    assert ("nq", "full_context", "all") not in r and ("nq", "xrag", "1") not in r
+    # synth and HotpotQA: 4 methods without k + 4 with k = 1, 5; four more slices: 2 without k + 3 with k; TriviaQA
+    assert len(r) == 2 * (4 + 4 * 2) + 4 * (2 + 3 * 2) + 1
 
 
 def test_errors_list_every_problem():
