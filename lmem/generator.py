@@ -130,7 +130,10 @@ class Generator:
         return ids + [end]
 
     def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        if not getattr(self.tokenizer, "chat_template", None):  # a base model: its answer is the first line
+            text = text.split("\n", 1)[0].strip()
+        return text
 
     def generate(self, prompts: list[EncodedPrompt], desc: str = "generate") -> list[str]:
         """Greedy answers for text prompts, in their order."""

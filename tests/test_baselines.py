@@ -91,3 +91,11 @@ def test_dense_last_token_pooling_with_a_tiny_qwen3(tmp_path, smollm2, base_conf
     method = baselines.get("dense")(spec, {"prompt": base_config["prompt"], "retriever": base_config["retriever"]})
     (chosen,) = method.select([example(POOL, gold=(1, 3))], 2)
     assert len(chosen) == 2 and method.models["retriever"].startswith(str(tmp_path))
+
+
+def test_autocompressor_without_its_model_code_is_a_skip(base_config):
+    """AutoCompressor's model class lives in its authors' repository (flash-attn, CUDA): absent, a clear skip."""
+    method = baselines.get("autocompressor")({}, {"prompt": base_config["prompt"],
+                                                 "generator": base_config["generator"]})
+    with pytest.raises(baselines.MethodUnavailable, match="princeton-nlp/AutoCompressors"):
+        method.run([example(POOL)], None, None)

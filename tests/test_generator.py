@@ -27,3 +27,13 @@ def test_real_model_answers_and_batching_is_deterministic(generator, base_config
     assert "Paris" in out[0] and "Pell" in out[1]
     assert generator.generate(prompts) == out  # same inputs, same greedy answers
     assert all(len(tok(o)["input_ids"]) <= 12 for o in out)
+
+
+def test_a_base_models_answer_is_its_first_line(tiny_llama, base_config):
+    from lmem.generator import Generator
+
+    gen = Generator(dict(base_config["generator"], model=tiny_llama))
+    ids = gen.tokenizer("Paris\nContext 2: Paris is big", add_special_tokens=False)["input_ids"]
+    assert gen.decode(ids) == "Paris\nContext 2: Paris is big"  # a chat model's answer is kept whole
+    gen.tokenizer.chat_template = None  # a base model (plain template): it would ramble on past its answer
+    assert gen.decode(ids) == "Paris"

@@ -65,7 +65,9 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
                     "latent_memory": {"k": [2], "compressor": "tiny"},
                     "latent_memory_untrained": {"class": "latent_memory", "k": [2], "compressor": "tiny",
                                                 "checkpoint": "init"},
-                    "llmlingua2_r10": {"class": "llmlingua2", "rate": 0.1}},  # paper model absent offline: skipped
+                    "llmlingua2_r10": {"class": "llmlingua2", "rate": 0.1},  # paper model absent offline: skipped
+                    # retrieval by the trained compressor, raw text to the method's own generator
+                    "cross_family": {"k": [2], "compressor": "tiny", "generator": {"model": tiny_llama}}},
         "compressors": {"tiny": {
             "model": tiny_llama, "lora_r": 4, "lora_alpha": 8,
             "train": {"steps": 2, "batch_size": 4, "eval_every": 2, "save_every": 2, "val_questions": 2,
@@ -82,12 +84,14 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     rows = list(csv.DictReader((res / "results.csv").open()))
     assert {(r["method"], r["k"]) for r in rows} == {("closed_book", "all"), ("oracle", "all"), ("bm25", "1"),
                                                      ("dense", "2"), ("latent_memory", "2"),
-                                                     ("latent_memory_untrained", "2")}
+                                                     ("latent_memory_untrained", "2"), ("cross_family", "2")}
     by = {r["method"]: r for r in rows}
     assert all(r["n"] == "8" and len(r["generator_sha256"]) == 64 and r["config_hash"] for r in rows)
     assert float(by["oracle"]["recall_at_k"]) == 1.0 and float(by["closed_book"]["tokens_context"]) == 0
     assert float(by["latent_memory"]["tokens_context"]) < float(by["dense"]["tokens_context"])
     assert float(by["latent_memory"]["bytes_per_item"]) == 32 * 2  # one fp16 latent of the tiny compressor
+    assert by["cross_family"]["generator"] == tiny_llama and by["dense"]["generator"].startswith("HuggingFaceTB/")
+    assert by["cross_family"]["models"].startswith("compressor=") and by["dense"]["models"].startswith("retriever=")
     assert (res / "compressors/tiny/train_log.csv").exists()
     for ext in ("png", "svg"):
         assert (res / "plots" / f"synth.{ext}").exists()
@@ -106,7 +110,7 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     assert out.returncode == 0, out.stderr[-3000:]
     res2 = tmp_path / "rerun" / "e2e"
     files = sorted(p.relative_to(res) for p in res.glob("predictions/**/*.jsonl"))
-    assert len(files) == 7
+    assert len(files) == 8
     for rel in files + [Path("compressors/tiny/best/compressor.safetensors")]:
         assert (res / rel).read_bytes() == (res2 / rel).read_bytes(), f"{rel} differs between identical runs"
 

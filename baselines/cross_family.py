@@ -1,0 +1,30 @@
+"""Cross-family raw text (METHOD.md section 7): the trained Latent Memory compressor's `query` embedding retrieves
+the top-k evidence of each pool by its latent index's retrieval embeddings, and their raw text (in document order)
+goes to a generator of another family, which could not read the latents: the paper's Llama-3.2-1B compressor with
+a raw-text Mistral-7B-Instruct generator; offline, SmolLM2 (Llama architecture) with Gemma 3 270M.
+
+Config: `compressor` and `checkpoint` as for `latent_memory` (the DAG adds the checkpoint and index folders), and
+`generator` (this method's own generator settings, merged over the run's: e.g. `{model: google/gemma-3-270m}`)."""
+
+from lmem.baselines import TextEvidenceBaseline, top_k
+from lmem.compressor import load_compressor
+from lmem.index import LatentIndex
+from lmem.io import sha256_file
+from lmem.latent_memory import embed_questions
+
+
+class CrossFamily(TextEvidenceBaseline):
+    name = "cross_family"
+
+    def select(self, examples, k):
+        compressor = load_compressor(self.spec["checkpoint_dir"])
+        index = LatentIndex.load(self.spec["index_dir"])
+        ckpt = f"{self.spec['checkpoint_dir']}/compressor.safetensors"
+        self.models = {"compressor": f"{compressor.cfg.model}+{self.spec.get('checkpoint', 'best')}@"
+                                     f"{sha256_file(ckpt)[:12]}"}
+        queries = embed_questions(compressor, [ex.question for ex in examples])
+        out = []
+        for ex, q in zip(examples, queries):
+            emb = index.embeddings[index.pool_rows(ex)]
+            out.append([ex.pool[i] for i in top_k((emb.float() @ q).tolist(), k)])
+        return out
