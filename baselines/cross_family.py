@@ -7,9 +7,8 @@ Config: `compressor` and `checkpoint` as for `latent_memory` (the DAG adds the c
 `generator` (this method's own generator settings, merged over the run's: e.g. `{model: google/gemma-3-270m}`)."""
 
 from lmem.baselines import TextEvidenceBaseline, top_k
-from lmem.compressor import load_compressor
+from lmem.compressor import checkpoint_tag, load_compressor
 from lmem.index import LatentIndex
-from lmem.io import sha256_file
 from lmem.latent_memory import embed_questions
 
 
@@ -19,9 +18,8 @@ class CrossFamily(TextEvidenceBaseline):
     def select(self, examples, k):
         compressor = load_compressor(self.spec["checkpoint_dir"])
         index = LatentIndex.load(self.spec["index_dir"])
-        ckpt = f"{self.spec['checkpoint_dir']}/compressor.safetensors"
-        self.models = {"compressor": f"{compressor.cfg.model}+{self.spec.get('checkpoint', 'best')}@"
-                                     f"{sha256_file(ckpt)[:12]}"}
+        self.models = {"compressor": checkpoint_tag(compressor, self.spec["checkpoint_dir"],
+                                                    self.spec.get("checkpoint", "best"))}
         queries = embed_questions(compressor, [ex.question for ex in examples])
         out = []
         for ex, q in zip(examples, queries):

@@ -4,7 +4,7 @@ The paper's Qwen3-Embedding-0.6B baseline (GPU profiles) is
 `dense_qwen3: {class: dense, model: Qwen/Qwen3-Embedding-0.6B, pooling: last, query_instruction: "Instruct: Given a
 question, retrieve passages that answer it\\nQuery: "}`."""
 
-from lmem.baselines import TextEvidenceBaseline, top_k
+from lmem.baselines import TextEvidenceBaseline
 from lmem.encoders import DenseEncoder
 
 
@@ -15,11 +15,4 @@ class Dense(TextEvidenceBaseline):
         encoder = DenseEncoder(self.spec.get("model") or self.config["retriever"]["model"], self.config["retriever"],
                                self.spec.get("pooling", "mean"), self.spec.get("query_instruction", ""))
         self.models = {"retriever": encoder.resolved.tag}
-        queries = encoder.encode_queries([ex.question for ex in examples])
-        evidence = encoder.encode([e.text for ex in examples for e in ex.pool])
-        out, start = [], 0
-        for q, ex in zip(queries, examples):
-            scores = evidence[start:start + len(ex.pool)] @ q
-            start += len(ex.pool)
-            out.append([ex.pool[i] for i in top_k(scores.tolist(), k)])
-        return out
+        return [[ex.pool[i] for i in best] for ex, (best, _) in zip(examples, encoder.rank_pools(examples, k))]

@@ -8,9 +8,8 @@ the checkpoint and index folders to the spec."""
 from dataclasses import replace
 
 from lmem.baselines import Baseline, make_prediction
-from lmem.compressor import load_compressor
+from lmem.compressor import checkpoint_tag, load_compressor
 from lmem.index import LatentIndex
-from lmem.io import sha256_file
 from lmem.latent_memory import answer, pool_retriever
 
 
@@ -20,9 +19,8 @@ class LatentMemory(Baseline):
     def run(self, examples, generator, k):
         compressor = load_compressor(self.spec["checkpoint_dir"])
         index = LatentIndex.load(self.spec["index_dir"])
-        ckpt = f"{self.spec['checkpoint_dir']}/compressor.safetensors"
-        self.models = {"compressor": f"{compressor.cfg.model}+{self.spec.get('checkpoint', 'best')}@"
-                                     f"{sha256_file(ckpt)[:12]}"}
+        self.models = {"compressor": checkpoint_tag(compressor, self.spec["checkpoint_dir"],
+                                                    self.spec.get("checkpoint", "best"))}
         if self.spec.get("retrieval", "pool") == "global":
             retrieve = self._global_retriever(compressor, examples, index)
         else:

@@ -5,7 +5,7 @@ so the token columns count the same things: one position per item plus the label
 
 Config: `projector` (a name under `projectors`, trained by the DAG). The DAG adds `projector_dir` to the spec."""
 
-from lmem.baselines import Baseline, make_prediction, top_k
+from lmem.baselines import Baseline, make_prediction
 from lmem.encoders import DenseEncoder
 from lmem.io import sha256_file
 from lmem.prompts import encode_latent
@@ -22,14 +22,9 @@ class Xrag(Baseline):
         encoder = DenseEncoder(projector.meta["retriever"], self.config["retriever"])
         self.models = {"retriever": encoder.resolved.tag,
                        "projector": "xrag@" + sha256_file(f"{self.spec['projector_dir']}/projector.safetensors")[:12]}
-        queries = encoder.encode([ex.question for ex in examples])
-        evidence = encoder.encode([e.text for ex in examples for e in ex.pool])
-        prompts, vectors, retrieved, start = [], [], [], 0
+        prompts, vectors, retrieved = [], [], []
         with torch.no_grad():
-            for q, ex in zip(queries, examples):
-                emb = evidence[start:start + len(ex.pool)]
-                start += len(ex.pool)
-                best = top_k((emb @ q).tolist(), k)
+            for ex, (best, emb) in zip(examples, encoder.rank_pools(examples, k)):
                 prompt = encode_latent(generator.tokenizer, ex.question, len(best), self.config["prompt"])
                 prompts.append(prompt)
                 vectors.append(projector(emb[best].to(generator.model.device)))

@@ -251,6 +251,13 @@ def build_compressor(cfg: CompressorConfig, generator_embeddings: torch.Tensor |
     return Compressor(cfg, base, tokenizer)
 
 
+def checkpoint_tag(compressor: Compressor, folder: str | Path, stage: str) -> str:
+    """`base+stage@sha256-prefix` of a checkpoint folder's weights, for the results' `models` column."""
+    from lmem.io import sha256_file
+
+    return f"{compressor.cfg.model}+{stage}@{sha256_file(Path(folder) / 'compressor.safetensors')[:12]}"
+
+
 def load_compressor(folder: str | Path) -> Compressor:
     """A trained compressor from a checkpoint folder (compressor.json + compressor.safetensors)."""
     cfg = CompressorConfig.from_dict(json.loads((Path(folder) / "compressor.json").read_text()))

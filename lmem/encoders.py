@@ -43,6 +43,20 @@ class DenseEncoder:
             out[idx] = torch.nn.functional.normalize(pooled, dim=-1).float().cpu()
         return out
 
+    def rank_pools(self, examples, k: int) -> list[tuple[list[int], torch.Tensor]]:
+        """Per example: the indices of its k pool items most similar to its question (cosine, best first, ties to
+        the earlier item) and the embeddings of its whole pool."""
+        from lmem.baselines import top_k
+
+        queries = self.encode_queries([ex.question for ex in examples])
+        evidence = self.encode([e.text for ex in examples for e in ex.pool])
+        out, start = [], 0
+        for q, ex in zip(queries, examples):
+            emb = evidence[start:start + len(ex.pool)]
+            start += len(ex.pool)
+            out.append((top_k((emb @ q).tolist(), k), emb))
+        return out
+
     def encode_queries(self, questions: list[str]) -> torch.Tensor:
         """Queries with the model's instruction prefix (Qwen3-Embedding: "Instruct: ...\\nQuery: "), if any."""
         return self.encode([self.query_instruction + q for q in questions])

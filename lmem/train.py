@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from lmem.compressor import CompressorConfig, build_compressor
 from lmem.data import load_examples
-from lmem.io import append_csv, sha256_json, write_json
+from lmem.io import append_csv, atomic_path, sha256_json, write_json
 from lmem.losses import answer_cross_entropy, distillation_kl, multi_positive_infonce
 from lmem.metrics.qa import best_over_references, token_f1
 from lmem.prompts import encode_latent, encode_with_evidence
@@ -101,6 +101,46 @@ def autocast_context(mode: str):
     return torch.autocast(device, dtype=torch.bfloat16, enabled=use)
 
 
+def cached_teacher(path: Path, key: str, compute) -> dict:
+    """The frozen teacher's outputs, computed once: `path` when it holds this `key`, else `compute()` (a dict),
+    saved atomically with the key."""
+    if path.exists():
+        cached = torch.load(path)
+        if cached["key"] == key:
+            return cached
+    cache = {"key": key, **compute()}
+    with atomic_path(path) as tmp:
+        torch.save(cache, tmp)
+    return cache
+
+
+def save_checkpoint(out: Path, name: str, save_weights, optimizer=None, scheduler=None,
+                    state: dict | None = None) -> None:
+    """Write out/name atomically (a temporary folder renamed into place): the weights through `save_weights(folder)`
+    and, with `state`, the optimizer and scheduler state and the loop state (what a resume needs)."""
+    tmp, final = out / f".{name}.tmp", out / name
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_weights(tmp)
+    if state is not None:
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+        write_json(tmp / "state.json", state)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+
+
+def load_resume_state(folder: Path, optimizer, scheduler) -> dict | None:
+    """The loop state saved in `folder` by save_checkpoint, with the optimizer and scheduler restored; None when
+    there is nothing to resume. The caller restores its own weights from the same folder."""
+    if not (folder / "state.json").exists():
+        return None
+    opt = torch.load(folder / "optimizer.pt")
+    optimizer.load_state_dict(opt["optimizer"])
+    scheduler.load_state_dict(opt["scheduler"])
+    state = json.loads((folder / "state.json").read_text())
+    log.info("resuming from step %d", state["step"])
+    return state
+
+
 class Trainer:
     def __init__(self, spec: dict, out_dir: str | Path, train_examples: list[Example], val_examples: list[Example]):
         from lmem.generator import Generator
@@ -143,28 +183,26 @@ class Trainer:
         key = sha256_json({"items": [(i.example.id, [e.id for e in i.positives]) for i in self.items],
                            "generator": self.generator.resolved.sha256, "prompt": self.prompt_cfg,
                            "N": t.distill_tokens, "topk": t.distill_topk, "target": t.distill_target})
-        path = self.out / "teacher.pt"
-        if path.exists():
-            cached = torch.load(path)
-            if cached["key"] == key:
-                return cached
-        N, K = t.distill_tokens, t.distill_topk
-        prompts = [self._teacher_prompt(it) for it in self.items]
-        if t.distill_target == "gold_answer":
-            answers = [self.generator.answer_ids(it.example.answers[0], N) for it in self.items]
-            indices, logprobs = self.generator.forced_topk(prompts, answers, K, N)
-        else:
-            # greedy generation's logits at each step are exactly the teacher-forced distributions on its own answer
-            answers, tops = self.generator.generate_ids(prompts, desc="teacher", max_new_tokens=N, topk_logprobs=K)
-            K = tops[0][0].shape[-1]
-            indices = torch.zeros((len(self.items), N, K), dtype=torch.int32)
-            logprobs = torch.full((len(self.items), N, K), -1e4, dtype=torch.float16)
-            for i, (ind, lp) in enumerate(tops):
-                indices[i, : len(ind)] = ind.int()
-                logprobs[i, : len(lp)] = lp.half()
-        cache = {"key": key, "answers": answers, "indices": indices, "logprobs": logprobs}
-        torch.save(cache, path)
-        return cache
+
+        def compute() -> dict:
+            N, K = t.distill_tokens, t.distill_topk
+            prompts = [self._teacher_prompt(it) for it in self.items]
+            if t.distill_target == "gold_answer":
+                answers = [self.generator.answer_ids(it.example.answers[0], N) for it in self.items]
+                indices, logprobs = self.generator.forced_topk(prompts, answers, K, N)
+            else:
+                # greedy generation's logits at each step are the teacher-forced distributions on its own answer
+                answers, tops = self.generator.generate_ids(prompts, desc="teacher", max_new_tokens=N,
+                                                            topk_logprobs=K)
+                K = tops[0][0].shape[-1]
+                indices = torch.zeros((len(self.items), N, K), dtype=torch.int32)
+                logprobs = torch.full((len(self.items), N, K), -1e4, dtype=torch.float16)
+                for i, (ind, lp) in enumerate(tops):
+                    indices[i, : len(ind)] = ind.int()
+                    logprobs[i, : len(lp)] = lp.half()
+            return {"answers": answers, "indices": indices, "logprobs": logprobs}
+
+        return cached_teacher(self.out / "teacher.pt", key, compute)
 
     # -- one step --------------------------------------------------------------------------------------------
     def batch(self, micro_index: int) -> list[int]:
@@ -260,26 +298,13 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------------------
     def _save_dir(self, name: str, state: dict | None = None) -> None:
-        tmp, final = self.out / f".{name}.tmp", self.out / name
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.compressor.save(tmp)
-        if state is not None:
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
-                       tmp / "optimizer.pt")
-            write_json(tmp / "state.json", state)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        save_checkpoint(self.out, name, self.compressor.save, self.optimizer, self.scheduler, state)
 
     def _resume(self) -> dict:
-        state_path = self.out / "last" / "state.json"
-        if not state_path.exists():
+        state = load_resume_state(self.out / "last", self.optimizer, self.scheduler)
+        if state is None:
             return {"step": 0, "best_f1": -1.0, "best_step": None}
-        state = json.loads(state_path.read_text())
         self.compressor.load_trainable(self.out / "last")
-        opt = torch.load(self.out / "last" / "optimizer.pt")
-        self.optimizer.load_state_dict(opt["optimizer"])
-        self.scheduler.load_state_dict(opt["scheduler"])
-        log.info("resuming from step %d", state["step"])
         return state
 
     def _fit_latent_stats(self, n_items: int = 512) -> None:
@@ -291,7 +316,8 @@ class Trainer:
             if len(texts) >= n_items:
                 break
         self.compressor.eval()
-        self.compressor.fit_latent_stats(self.compressor.tokenize(texts[:n_items], self.compressor.cfg.max_evidence_tokens))
+        c = self.compressor
+        c.fit_latent_stats(c.tokenize(texts[:n_items], c.cfg.max_evidence_tokens))
         self.compressor.train()
 
     # -- loop ------------------------------------------------------------------------------------------------

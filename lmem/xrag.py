@@ -33,6 +33,7 @@ from lmem.io import append_csv, sha256_json, write_json
 from lmem.losses import answer_cross_entropy, distillation_kl
 from lmem.prompts import encode_latent, encode_with_evidence
 from lmem.stage import device, parse_spec, setup
+from lmem.train import cached_teacher, load_resume_state, load_split, save_checkpoint, training_items
 
 log = logging.getLogger("lmem.xrag")
 
@@ -60,7 +61,8 @@ class XragTrainConfig:
     def from_dict(cls, d: dict) -> "XragTrainConfig":
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown xRAG training options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+            raise ValueError(f"unknown xRAG training options {sorted(unknown)}; "
+                             f"known: {sorted(cls.__dataclass_fields__)}")
         return cls(**d)
 
 
@@ -99,7 +101,6 @@ class XragTrainer:
     def __init__(self, spec: dict, out_dir: str | Path, train_examples):
         from lmem.encoders import DenseEncoder
         from lmem.generator import Generator
-        from lmem.train import training_items
 
         self.spec, self.out = spec, Path(out_dir)
         self.cfg = XragTrainConfig.from_dict(dict(spec.get("train", {}), seed=spec.get("seed", 0)))
@@ -141,21 +142,19 @@ class XragTrainer:
         key = sha256_json({"items": [(i.example.id, [e.id for e in i.positives]) for i in self.items],
                            "generator": self.generator.resolved.sha256, "prompt": self.prompt_cfg,
                            "answers": self.answers, "topk": self.cfg.distill_topk})
-        path = self.out / "teacher.pt"
-        if path.exists():
-            cached = torch.load(path)
-            if cached["key"] == key:
-                return cached
-        gen = self.generator
-        prompts = []
-        for it in self.items:
-            pos = {e.id: i for i, e in enumerate(it.example.pool)}
-            prompts.append(encode_with_evidence(gen.tokenizer, it.example.question, it.positives, self.prompt_cfg,
-                                                gen.max_input_tokens, pos))
-        indices, logprobs = gen.forced_topk(prompts, self.answers, self.cfg.distill_topk, self.cfg.max_answer_tokens)
-        cache = {"key": key, "indices": indices, "logprobs": logprobs}
-        torch.save(cache, path)
-        return cache
+
+        def compute() -> dict:
+            gen = self.generator
+            prompts = []
+            for it in self.items:
+                pos = {e.id: i for i, e in enumerate(it.example.pool)}
+                prompts.append(encode_with_evidence(gen.tokenizer, it.example.question, it.positives,
+                                                    self.prompt_cfg, gen.max_input_tokens, pos))
+            indices, logprobs = gen.forced_topk(prompts, self.answers, self.cfg.distill_topk,
+                                                self.cfg.max_answer_tokens)
+            return {"indices": indices, "logprobs": logprobs}
+
+        return cached_teacher(self.out / "teacher.pt", key, compute)
 
     # -- one step --------------------------------------------------------------------------------------------
     def _vectors(self, texts: list[str]) -> torch.Tensor:
@@ -197,28 +196,16 @@ class XragTrainer:
 
     # -- checkpoints and the loop ----------------------------------------------------------------------------
     def _save(self, name: str, state: dict | None) -> None:
-        tmp, final = self.out / f".{name}.tmp", self.out / name
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.projector.save(tmp)
-        if state is not None:
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
-                       tmp / "optimizer.pt")
-            write_json(tmp / "state.json", state)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        save_checkpoint(self.out, name, self.projector.save, self.optimizer, self.scheduler, state)
 
     def _resume(self) -> dict:
         from safetensors.torch import load_file
 
         last = self.out / "last"
-        if not (last / "state.json").exists():
+        state = load_resume_state(last, self.optimizer, self.scheduler)
+        if state is None:
             return {"step": 0}
         self.projector.load_state_dict(load_file(str(last / "projector.safetensors")))
-        opt = torch.load(last / "optimizer.pt")
-        self.optimizer.load_state_dict(opt["optimizer"])
-        self.scheduler.load_state_dict(opt["scheduler"])
-        state = json.loads((last / "state.json").read_text())
-        log.info("resuming from step %d", state["step"])
         return state
 
     def train(self, stop_after: int | None = None) -> dict:
@@ -258,8 +245,6 @@ class XragTrainer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from lmem.train import load_split
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spec", required=True, help="train, train_data, generator, retriever, prompt, seed")
     ap.add_argument("--out", required=True)
