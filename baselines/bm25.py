@@ -1,4 +1,5 @@
-"""BM25 top-k over each question's pool (bm25s, k1 and b from config; paper: 1.5 and 0.75)."""
+"""BM25 top-k over each question's pool (bm25s, k1 and b from config; paper: 1.5 and 0.75). Images are found by
+their title and caption (caption BM25)."""
 
 import bm25s
 
@@ -15,7 +16,7 @@ class BM25(TextEvidenceBaseline):
             if not ex.pool:
                 out.append([])
                 continue
-            docs = [f"{e.title} {e.text}".strip() if self.spec.get("with_title") else e.text for e in ex.pool]
+            docs = [f"{e.title} {e.text}".strip() if self.spec.get("with_title") else e.search_text for e in ex.pool]
             retriever = bm25s.BM25(k1=k1, b=b)
             retriever.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
             query = bm25s.tokenize([ex.question], stopwords="en", return_ids=False, show_progress=False)[0]

@@ -16,7 +16,7 @@ class CrossFamily(TextEvidenceBaseline):
     name = "cross_family"
 
     def select(self, examples, k):
-        compressor = load_compressor(self.spec["checkpoint_dir"])
+        compressor = load_compressor(self.spec["checkpoint_dir"], self.config.get("images"))
         index = LatentIndex.load(self.spec["index_dir"])
         self.models = {"compressor": checkpoint_tag(compressor, self.spec["checkpoint_dir"],
                                                     self.spec.get("checkpoint", "best"))}

@@ -17,7 +17,7 @@ class LatentMemory(Baseline):
     name = "latent_memory"
 
     def run(self, examples, generator, k):
-        compressor = load_compressor(self.spec["checkpoint_dir"])
+        compressor = load_compressor(self.spec["checkpoint_dir"], self.config.get("images"))
         index = LatentIndex.load(self.spec["index_dir"])
         self.models = {"compressor": checkpoint_tag(compressor, self.spec["checkpoint_dir"],
                                                     self.spec.get("checkpoint", "best"))}

@@ -3,13 +3,18 @@ projector (lmem/xrag.py). The retriever ranks each question's pool (cosine, as `
 into the generator prompt in rank order as `Latent context i: <token>`, exactly where Latent Memory puts latents,
 so the token columns count the same things: one position per item plus the labels and the template.
 
-Config: `projector` (a name under `projectors`, trained by the DAG). The DAG adds `projector_dir` to the spec."""
+Config: `projector` (a name under `projectors`, trained by the DAG). The DAG adds `projector_dir` to the spec.
+GPU profiles can select the released model instead: `released: true` with the method's generator set to
+`Hannibal046/xrag-7b` (its projector is read from that checkpoint) and `retriever: Salesforce/SFR-Embedding-Mistral`
+(last-token pooling, raw embeddings into the projector, cosine ranking, the retriever's query instruction in
+`query_instruction`). The harness's prompt template is used, not the authors' own, so every method's token columns
+count the same template."""
 
 from lmem.baselines import Baseline, make_prediction
 from lmem.encoders import DenseEncoder
 from lmem.io import sha256_file
 from lmem.prompts import encode_latent
-from lmem.xrag import load_projector
+from lmem.xrag import ReleasedProjector, load_projector
 
 
 class Xrag(Baseline):
@@ -18,10 +23,17 @@ class Xrag(Baseline):
     def run(self, examples, generator, k):
         import torch
 
-        projector = load_projector(self.spec["projector_dir"])
-        encoder = DenseEncoder(projector.meta["retriever"], self.config["retriever"])
-        self.models = {"retriever": encoder.resolved.tag,
-                       "projector": "xrag@" + sha256_file(f"{self.spec['projector_dir']}/projector.safetensors")[:12]}
+        if self.spec.get("released"):
+            projector = ReleasedProjector(generator.resolved.path, generator.model.dtype)
+            encoder = DenseEncoder(self.spec.get("retriever", "Salesforce/SFR-Embedding-Mistral"),
+                                   self.config["retriever"], pooling="last",
+                                   query_instruction=self.spec.get("query_instruction", ""), normalize=False)
+            self.models = {"retriever": encoder.resolved.tag, "projector": f"released:{generator.resolved.tag}"}
+        else:
+            projector = load_projector(self.spec["projector_dir"])
+            encoder = DenseEncoder(projector.meta["retriever"], self.config["retriever"])
+            self.models = {"retriever": encoder.resolved.tag, "projector": "xrag@" + sha256_file(
+                f"{self.spec['projector_dir']}/projector.safetensors")[:12]}
         prompts, vectors, retrieved = [], [], []
         with torch.no_grad():
             for ex, (best, emb) in zip(examples, encoder.rank_pools(examples, k)):

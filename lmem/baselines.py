@@ -13,7 +13,7 @@ import pkgutil
 from typing import ClassVar
 
 from lmem.io import InputError
-from lmem.prompts import EncodedPrompt, encode_with_evidence
+from lmem.prompts import EncodedPrompt
 from lmem.records import Evidence, Example, Prediction
 
 REGISTRY: dict[str, type["Baseline"]] = {}
@@ -53,10 +53,10 @@ class TextEvidenceBaseline(Baseline):
         raise NotImplementedError
 
     def prompts(self, examples: list[Example], ranked: list[list[Evidence]], generator) -> list[EncodedPrompt]:
+        """Raw evidence prompts (images as the generator's visual tokens when it has a vision module)."""
         by_doc = self.config["prompt"]["evidence_order"] == "document"
-        return [encode_with_evidence(generator.tokenizer, ex.question, ev, self.config["prompt"],
-                                     generator.max_input_tokens,
-                                     {e.id: i for i, e in enumerate(ex.pool)} if by_doc else None)
+        return [generator.encode_evidence(ex.question, ev, self.config["prompt"],
+                                          {e.id: i for i, e in enumerate(ex.pool)} if by_doc else None)
                 for ex, ev in zip(examples, ranked)]
 
     def run(self, examples: list[Example], generator, k: int | None) -> list[Prediction]:
@@ -73,7 +73,7 @@ def make_prediction(ex: Example, method: str, k: int | None, answer: str, retrie
         example_id=ex.id, benchmark=ex.benchmark, method=method, k=str(k) if k else "all", prediction=answer,
         answers=ex.answers, retrieved_ids=retrieved, gold_ids=ex.gold_ids, tokens_full=enc.tokens_full,
         tokens_no_system=enc.tokens_no_system, tokens_context=enc.tokens_context, n_dropped=enc.n_dropped,
-        metadata={k_: v for k_, v in ex.metadata.items() if k_ in ("type", "qcate")},
+        metadata={k_: v for k_, v in ex.metadata.items() if k_ in ("type", "qcate", "modality")},
     )
 
 

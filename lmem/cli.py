@@ -10,6 +10,7 @@ COMMANDS = {
     "models": ("lmem.models", "resolve/convert the run's models and record their hashes"),
     "train": ("lmem.train", "train a Latent Memory compressor"),
     "train-xrag": ("lmem.xrag", "train the xRAG baseline's projector"),
+    "train-vision": ("lmem.vision", "train a composed VLM's image projector (image encoder -> generator tokens)"),
     "index": ("lmem.index", "build a latent index of a benchmark's evidence"),
     "run": ("lmem.run", "run one method on one benchmark at one k"),
     "score": ("lmem.score", "score one predictions file"),
@@ -22,7 +23,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        lines = [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+        lines = [f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items()]
         print("usage: lmem <command> [options]\n\ncommands:\n" + "\n".join(lines) +
               "\n\nThe whole pipeline: snakemake --workflow-profile workflows/profiles/default "
               "--configfile config/demo.yaml")

@@ -42,11 +42,17 @@ class CompressorConfig:
     # (SmolLM2: two of norm ~22 in a vector of norm ~41), so raw latents of different sentences have cosine ~0.99
     # and the heads start out unable to tell them apart. false: the paper's heads on raw hidden states.
     latent_standardize: bool = True
+    # Image evidence (issue 5): a composed VLM's vision module (lmem.vision) whose visual tokens precede the image's
+    # title and caption in the compressor's input; set by the DAG from the compressor entry's `vision` name
+    vision_dir: str | None = None
+    # causal_lm: a text LM base; vlm: an image-text model (LLaVA-1.5, Gemma 3) whose own vision tower reads image
+    # evidence, with LoRA on its language model only (the paper's multimodal compressors)
+    kind: str = "causal_lm"
 
     @classmethod
     def from_dict(cls, d: dict) -> "CompressorConfig":
         """From a config entry; the trainer's and the DAG's keys (train, train_data, val_data, index) are skipped."""
-        skip = {"train", "train_data", "val_data", "index"}
+        skip = {"train", "train_data", "val_data", "index", "vision", "images"}
         unknown = set(d) - set(cls.__dataclass_fields__) - skip
         if unknown:
             raise ValueError(f"unknown compressor options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
@@ -71,7 +77,7 @@ class Projection(nn.Module):
 
 
 class Compressor(nn.Module):
-    def __init__(self, cfg: CompressorConfig, base_model, tokenizer):
+    def __init__(self, cfg: CompressorConfig, base_model, tokenizer, vision=None):
         super().__init__()
         from peft import LoraConfig, get_peft_model
 
@@ -80,8 +86,13 @@ class Compressor(nn.Module):
             p.requires_grad_(False)
         lora = dict(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
                     task_type="CAUSAL_LM")
-        enc = LoraConfig(target_modules=list(cfg.lora_targets), **lora)
-        dec = LoraConfig(target_modules=list(cfg.lora_targets) + list(cfg.decoder_extra_targets), **lora)
+        def targets(names: list[str]):
+            if cfg.kind == "vlm":  # the language model's layers only, never the vision tower's
+                return rf".*language_model.*\.({'|'.join(names)})$"
+            return names
+
+        enc = LoraConfig(target_modules=targets(list(cfg.lora_targets)), **lora)
+        dec = LoraConfig(target_modules=targets(list(cfg.lora_targets) + list(cfg.decoder_extra_targets)), **lora)
         self.peft = get_peft_model(base_model, enc, adapter_name="compress")
         self.peft.add_adapter("query", enc)
         self.peft.add_adapter("decode", dec)
@@ -90,7 +101,7 @@ class Compressor(nn.Module):
         for name, p in self.peft.named_parameters():
             if "lora_" in name:
                 p.data = p.data.float()
-        hidden = base_model.config.hidden_size
+        hidden = int(base_model.get_input_embeddings().weight.shape[1])
         emb = base_model.get_input_embeddings().weight
         gen = torch.Generator().manual_seed(0)
         init = emb.detach().float().mean(0, keepdim=True).repeat(cfg.num_mem_tokens, 1)
@@ -98,6 +109,13 @@ class Compressor(nn.Module):
         self.mem = nn.Parameter(init + 0.02 * emb.detach().float().std() * noise)
         self.retrieval_head = nn.Sequential(nn.Linear(hidden, cfg.retrieval_dim), nn.LayerNorm(cfg.retrieval_dim))
         self.projection = Projection(hidden, cfg.generator_hidden, cfg.generator_embed_std)
+        self.vision = vision  # frozen, not part of the compressor's weights (lmem.vision.Vision)
+        if vision is not None:
+            if vision.hidden != hidden:
+                raise ValueError(f"vision module {cfg.vision_dir} makes {vision.hidden}-d tokens, but the compressor"
+                                 f" {cfg.model} takes {hidden}-d inputs")
+            # image regression: the latent predicts the image encoder's pooled feature
+            self.image_head = nn.Linear(hidden, vision.feature_dim)
         self.register_buffer("latent_mean", torch.zeros(hidden))
         self.register_buffer("latent_std", torch.ones(hidden))
         self.to(emb.device)  # the base's device (lmem.stage.device()); heads are made on the CPU first
@@ -129,9 +147,29 @@ class Compressor(nn.Module):
         return [self.tokenizer(t, add_special_tokens=False, truncation=True, max_length=max_tokens)["input_ids"]
                 for t in texts]
 
-    def _hidden_at_mem(self, token_ids: list[list[int]], adapter: str) -> torch.Tensor:
-        """(B, T, H) last-layer hidden states at the [MEM] positions, left padding + explicit position ids."""
+    def evidence_inputs(self, evidence: list) -> tuple[list[list[int]], list[torch.Tensor | None]]:
+        """(token ids, prefixes) of evidence items: a text item's text; an image's visual tokens (the prefix, from
+        the vision module) then its title and caption."""
+        ids = self.tokenize([e.search_text for e in evidence], self.cfg.max_evidence_tokens)
+        prefixes: list[torch.Tensor | None] = [None] * len(evidence)
+        images = [i for i, e in enumerate(evidence) if e.kind == "image"]
+        if images:
+            if self.vision is None:
+                raise ValueError(f"evidence {evidence[images[0]].id} is an image, but compressor {self.cfg.model} has "
+                                 "no vision module: give its config entry `vision: <name under vision>`")
+            with torch.no_grad():
+                tokens = self.vision.tokens([evidence[i] for i in images])
+            for i, t in zip(images, tokens):
+                prefixes[i] = t
+        return ids, prefixes
+
+    def _hidden_at_mem(self, token_ids: list[list[int]], adapter: str,
+                       prefixes: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """(B, T, H) last-layer hidden states at the [MEM] positions, left padding + explicit position ids. A row's
+        prefix (input embeddings, e.g. an image's visual tokens) goes before its tokens."""
         self.use(adapter)
+        if prefixes is not None and any(p is not None for p in prefixes):
+            return self._hidden_with_prefixes(token_ids, prefixes)
         T = self.cfg.num_mem_tokens
         width = max(len(t) for t in token_ids) + T
         emb_layer = self.lm.get_input_embeddings()
@@ -149,9 +187,35 @@ class Compressor(nn.Module):
         out = self.lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids)
         return out.last_hidden_state[:, -T:]
 
-    def compress(self, token_ids: list[list[int]]) -> torch.Tensor:
-        """Evidence -> latents (B, T, H)."""
-        return self._hidden_at_mem(token_ids, "compress")
+    def _hidden_with_prefixes(self, token_ids: list[list[int]], prefixes: list[torch.Tensor | None]) -> torch.Tensor:
+        emb_layer = self.lm.get_input_embeddings()
+        T = self.cfg.num_mem_tokens
+        rows = []
+        for seq, prefix in zip(token_ids, prefixes):
+            parts = [] if prefix is None else [prefix.to(self.device, emb_layer.weight.dtype)]
+            if seq:
+                parts.append(emb_layer(torch.tensor(seq, device=self.device)))
+            parts.append(self.mem.to(emb_layer.weight.dtype))
+            rows.append(torch.cat(parts))
+        width = max(r.shape[0] for r in rows)
+        embeds = torch.zeros((len(rows), width, rows[0].shape[1]), dtype=rows[0].dtype, device=self.device)
+        mask = torch.zeros((len(rows), width), dtype=torch.long, device=self.device)
+        for i, r in enumerate(rows):
+            embeds[i, width - r.shape[0]:] = r
+            mask[i, width - r.shape[0]:] = 1
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids)
+        return out.last_hidden_state[:, -T:]
+
+    def compress(self, token_ids: list[list[int]], prefixes: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """Evidence -> latents (B, T, H); `prefixes` from `evidence_inputs` for image items."""
+        return self._hidden_at_mem(token_ids, "compress", prefixes)
+
+    def image_regression_loss(self, latents: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """1 - cosine between each image latent's prediction of the image encoder's pooled feature and that
+        feature (latents (B, T, H), pooled (B, dim))."""
+        pred = self.image_head(self.standardized(latents).mean(1))
+        return (1 - nn.functional.cosine_similarity(pred, pooled.to(pred.device).float(), dim=-1)).mean()
 
     def embed_query(self, token_ids: list[list[int]]) -> torch.Tensor:
         """Questions -> unit retrieval embeddings (B, retrieval_dim)."""
@@ -164,10 +228,12 @@ class Compressor(nn.Module):
         return (latents - self.latent_mean) / self.latent_std
 
     @torch.no_grad()
-    def fit_latent_stats(self, token_ids: list[list[int]], batch_size: int = 32) -> None:
+    def fit_latent_stats(self, token_ids: list[list[int]], batch_size: int = 32,
+                         prefixes: list[torch.Tensor | None] | None = None) -> None:
         """Per-dimension mean and std of the `compress` latents of these evidence items (called once, before
         training; saved with the checkpoint)."""
-        lat = torch.cat([self.compress(token_ids[s:s + batch_size]).float().flatten(0, 1)
+        prefixes = prefixes or [None] * len(token_ids)
+        lat = torch.cat([self.compress(token_ids[s:s + batch_size], prefixes[s:s + batch_size]).float().flatten(0, 1)
                          for s in range(0, len(token_ids), batch_size)])
         self.latent_mean.copy_(lat.mean(0))
         self.latent_std.copy_(lat.std(0).clamp(min=1e-3))
@@ -231,14 +297,29 @@ class Compressor(nn.Module):
         self.load_state_dict(state, strict=False)
 
 
-def build_compressor(cfg: CompressorConfig, generator_embeddings: torch.Tensor | None = None) -> Compressor:
+def build_compressor(cfg: CompressorConfig, generator_embeddings: torch.Tensor | None = None,
+                     images: dict | None = None) -> Compressor:
     """Load the base model (resolved offline like every model) and wrap it as a compressor whose projection
-    targets the generator with these input embeddings (vocab, hidden)."""
+    targets the generator with these input embeddings (vocab, hidden); with `cfg.vision_dir`, its vision module
+    too (`images`: where the benchmark's images live)."""
     from lmem.generator import load_causal_lm
 
     if generator_embeddings is not None:
         cfg.generator_hidden = int(generator_embeddings.shape[1])
         cfg.generator_embed_std = float(generator_embeddings.float().std())
+    if cfg.kind not in ("causal_lm", "vlm"):
+        raise ValueError(f"compressor kind must be causal_lm or vlm, got {cfg.kind!r}")
+    if cfg.kind == "vlm":
+        from lmem.vlm import NativeVision, load_vlm
+
+        if cfg.num_layers is not None or cfg.vision_dir:
+            raise ValueError("a vlm compressor reads images with its own vision tower and keeps all its layers: "
+                             "drop num_layers and vision")
+        _, processor, base = load_vlm(cfg.model, cfg.prefer, cfg.dtype)
+        tokenizer = processor.tokenizer
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return Compressor(cfg, base, tokenizer, NativeVision(base, processor, images))
     _, tokenizer, base = load_causal_lm(cfg.model, cfg.prefer, cfg.dtype)
     if cfg.num_layers is not None:
         layers = base.model.layers
@@ -248,7 +329,12 @@ def build_compressor(cfg: CompressorConfig, generator_embeddings: torch.Tensor |
         base.config.num_hidden_layers = cfg.num_layers
         if getattr(base.config, "layer_types", None):
             base.config.layer_types = base.config.layer_types[: cfg.num_layers]
-    return Compressor(cfg, base, tokenizer)
+    vision = None
+    if cfg.vision_dir:
+        from lmem.vision import load_vision
+
+        vision = load_vision(cfg.vision_dir, images)
+    return Compressor(cfg, base, tokenizer, vision)
 
 
 def checkpoint_tag(compressor: Compressor, folder: str | Path, stage: str) -> str:
@@ -258,9 +344,9 @@ def checkpoint_tag(compressor: Compressor, folder: str | Path, stage: str) -> st
     return f"{compressor.cfg.model}+{stage}@{sha256_file(Path(folder) / 'compressor.safetensors')[:12]}"
 
 
-def load_compressor(folder: str | Path) -> Compressor:
+def load_compressor(folder: str | Path, images: dict | None = None) -> Compressor:
     """A trained compressor from a checkpoint folder (compressor.json + compressor.safetensors)."""
     cfg = CompressorConfig.from_dict(json.loads((Path(folder) / "compressor.json").read_text()))
-    comp = build_compressor(cfg)
+    comp = build_compressor(cfg, images=images)
     comp.load_trainable(folder)
     return comp.eval()

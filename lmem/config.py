@@ -50,10 +50,20 @@ def validate_config(config: dict, source: str = "config") -> dict:
         for m in bench.get("methods") or []:
             if m not in config["methods"]:
                 raise InputError(f"{source}: benchmark {name!r} names method {m!r}, which is not under methods")
-    for name, m in config["methods"].items():
-        for key, section in (("compressor", "compressors"), ("projector", "projectors")):
-            if key in m and m[key] not in config[section]:
-                raise InputError(f"{source}: method {name!r} names {key} {m[key]!r}, which is not under {section}")
+        for m in bench.get("overrides") or {}:
+            if m not in config["methods"]:
+                raise InputError(f"{source}: benchmark {name!r} overrides method {m!r}, which is not under methods")
+        if bench.get("vision") and bench["vision"] not in config["vision"]:
+            raise InputError(f"{source}: benchmark {name!r} names vision {bench['vision']!r}, which is not under "
+                             "vision")
+    entries = [(f"method {n!r}", m) for n, m in config["methods"].items()]
+    entries += [(f"benchmark {b!r}'s override of {n!r}", m) for b, bench in config["benchmarks"].items()
+                for n, m in (bench.get("overrides") or {}).items()]
+    entries += [(f"compressor {n!r}", c) for n, c in config.get("compressors", {}).items()]
+    for where, m in entries:
+        for key, section in (("compressor", "compressors"), ("projector", "projectors"), ("vision", "vision")):
+            if isinstance(m.get(key), str) and m[key] not in config[section]:
+                raise InputError(f"{source}: {where} names {key} {m[key]!r}, which is not under {section}")
     return config
 
 
@@ -78,5 +88,9 @@ def runs(config: dict) -> list[tuple[str, str, str]]:
     return out
 
 
-def method_spec(config: dict, method: str) -> dict[str, Any]:
-    return config["methods"][method]
+def method_spec(config: dict, method: str, benchmark: str | None = None) -> dict[str, Any]:
+    """A method's config entry, with the benchmark's `overrides` for it applied."""
+    spec = dict(config["methods"][method])
+    if benchmark is not None:
+        spec.update(config["benchmarks"][benchmark].get("overrides", {}).get(method, {}))
+    return spec

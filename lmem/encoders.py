@@ -10,12 +10,13 @@ from lmem.models import resolve
 
 
 class DenseEncoder:
-    def __init__(self, spec: str, cfg: dict, pooling: str = "mean", query_instruction: str = ""):
+    def __init__(self, spec: str, cfg: dict, pooling: str = "mean", query_instruction: str = "",
+                 normalize: bool = True):
         from transformers import AutoModel, AutoTokenizer
 
         if pooling not in ("mean", "last"):
             raise ValueError(f"dense pooling must be 'mean' or 'last', got {pooling!r}")
-        self.pooling, self.query_instruction = pooling, query_instruction
+        self.pooling, self.query_instruction, self.normalize = pooling, query_instruction, normalize
         self.resolved = resolve(spec)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.resolved.path))
         from lmem.stage import device
@@ -40,7 +41,8 @@ class DenseEncoder:
             else:
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).float().cpu()
+            # unit vectors (cosine), or the raw pooled states (what xRAG's released projector was trained on)
+            out[idx] = (torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled).float().cpu()
         return out
 
     def rank_pools(self, examples, k: int) -> list[tuple[list[int], torch.Tensor]]:
@@ -49,12 +51,16 @@ class DenseEncoder:
         from lmem.baselines import top_k
 
         queries = self.encode_queries([ex.question for ex in examples])
-        evidence = self.encode([e.text for ex in examples for e in ex.pool])
+        evidence = self.encode([e.search_text for ex in examples for e in ex.pool])
         out, start = [], 0
         for q, ex in zip(queries, examples):
             emb = evidence[start:start + len(ex.pool)]
             start += len(ex.pool)
-            out.append((top_k((emb @ q).tolist(), k), emb))
+            if self.normalize:  # unit vectors already
+                cos = emb @ q
+            else:
+                cos = torch.nn.functional.normalize(emb, dim=-1) @ torch.nn.functional.normalize(q, dim=-1)
+            out.append((top_k(cos.tolist(), k), emb))
         return out
 
     def encode_queries(self, questions: list[str]) -> torch.Tensor:

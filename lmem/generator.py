@@ -12,7 +12,8 @@ import torch
 from tqdm import tqdm
 
 from lmem.models import ResolvedModel, resolve
-from lmem.prompts import EncodedPrompt, LatentPrompt
+from lmem.io import InputError
+from lmem.prompts import EncodedPrompt, LatentPrompt, encode_with_evidence, encode_with_images
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -35,16 +36,41 @@ def load_causal_lm(spec: str, prefer: str = "package", dtype: str = "float32"):
 class Generator:
     """Batched greedy generation from token ids (text prompts) with the config's decoding settings."""
 
-    def __init__(self, cfg: dict):
-        self.cfg = cfg
+    def __init__(self, cfg: dict, vision=None):
+        """`vision`: a composed VLM's image module (lmem.vision.Vision) for prompts with image evidence."""
+        self.cfg, self.vision = cfg, vision
         self.resolved: ResolvedModel
         self.resolved, self.tokenizer, self.model = load_causal_lm(cfg["model"], cfg["prefer"], cfg["dtype"])
         self.max_input_tokens = min(cfg["max_input_tokens"],
-                                    getattr(self.model.config, "max_position_embeddings", 10**9) - cfg["max_new_tokens"])
+                                    getattr(self.model.config, "max_position_embeddings", 10**9)
+                                    - cfg["max_new_tokens"])
 
     @property
     def name(self) -> str:
         return self.cfg["model"]
+
+    # -- prompts with evidence ----------------------------------------------------------------------------------
+    def encode_evidence(self, question: str, ranked: list, prompt_cfg: dict,
+                        doc_position: dict[str, int] | None = None) -> EncodedPrompt | LatentPrompt:
+        """The prompt for raw evidence (best first): text items as text; image items as the vision module's
+        visual tokens plus their title and caption (a LatentPrompt whose slots `slot_vectors` fills)."""
+        if not any(e.kind == "image" for e in ranked):
+            return encode_with_evidence(self.tokenizer, question, ranked, prompt_cfg, self.max_input_tokens,
+                                        doc_position)
+        if self.vision is None:
+            raise InputError(f"evidence {next(e.id for e in ranked if e.kind == 'image')} is an image, but the "
+                             f"generator {self.name} reads text only: give the benchmark a `vision` (a composed VLM "
+                             "under the config's vision section)")
+        return encode_with_images(self.tokenizer, question, ranked, prompt_cfg, self.max_input_tokens,
+                                  self.vision.tokens_per_image, doc_position)
+
+    def slot_vectors(self, prompt: LatentPrompt) -> torch.Tensor:
+        """(slot positions, hidden): the visual tokens of the images a raw-evidence prompt holds, in order."""
+        images = [e for e in prompt.kept if e.kind == "image"]
+        if not images:
+            return torch.zeros((0, self.model.get_input_embeddings().weight.shape[1]))
+        tokens = self.vision.tokens(images)
+        return tokens.reshape(-1, tokens.shape[-1])
 
     def _stop_ids(self) -> list[int]:
         ids = {self.tokenizer.eos_token_id, self.model.generation_config.eos_token_id}
@@ -67,6 +93,16 @@ class Generator:
             ids[row, width - len(seq):] = torch.tensor(seq)
             mask[row, width - len(seq):] = 1
         return ids.to(self.model.device), mask.to(self.model.device)
+
+    def _left_padded_embeds(self, seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, width, hidden) left-padded input embeddings and their attention mask."""
+        width = max(s.shape[0] for s in seqs)
+        embeds = torch.zeros((len(seqs), width, seqs[0].shape[1]), dtype=seqs[0].dtype, device=seqs[0].device)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long, device=seqs[0].device)
+        for row, seq in enumerate(seqs):
+            embeds[row, width - seq.shape[0]:] = seq
+            mask[row, width - seq.shape[0]:] = 1
+        return embeds, mask
 
     @torch.inference_mode()
     def generate_ids(self, prompts: list[EncodedPrompt], desc: str = "generate", max_new_tokens: int | None = None,
@@ -114,8 +150,16 @@ class Generator:
         bs = self.cfg["batch_size"]
         for s in tqdm(range(0, len(prompts), bs), desc=desc, unit="batch", mininterval=5):
             rows = list(range(s, min(s + bs, len(prompts))))
-            ids, mask = self._left_padded([prompts[r].input_ids + targets[r][:n_max][:-1] for r in rows])
-            logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=n_max).logits.float()
+            if isinstance(prompts[rows[0]], LatentPrompt):  # raw evidence with images: from input embeddings
+                emb = self.model.get_input_embeddings()
+                seqs = [torch.cat([self.embed_latent_prompt(prompts[r], self.slot_vectors(prompts[r])),
+                                   emb(torch.tensor(targets[r][:n_max][:-1], dtype=torch.long,
+                                                    device=emb.weight.device))]) for r in rows]
+                embeds, mask = self._left_padded_embeds(seqs)
+                logits = self.model(inputs_embeds=embeds, attention_mask=mask, logits_to_keep=n_max).logits.float()
+            else:
+                ids, mask = self._left_padded([prompts[r].input_ids + targets[r][:n_max][:-1] for r in rows])
+                logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=n_max).logits.float()
             top = logits.log_softmax(-1).topk(min(topk, logits.shape[-1]), dim=-1)
             for j, r in enumerate(rows):
                 n = len(targets[r][:n_max])
@@ -135,23 +179,39 @@ class Generator:
             text = text.split("\n", 1)[0].strip()
         return text
 
-    def generate(self, prompts: list[EncodedPrompt], desc: str = "generate") -> list[str]:
-        """Greedy answers for text prompts, in their order."""
+    def generate(self, prompts: list[EncodedPrompt | LatentPrompt], desc: str = "generate") -> list[str]:
+        """Greedy answers for the prompts of `encode_evidence` (text, or with images), in their order."""
+        if prompts and all(isinstance(p, LatentPrompt) for p in prompts):
+            with torch.no_grad():
+                vectors = [self.slot_vectors(p) for p in prompts]
+            return self.generate_latent(prompts, vectors, desc=desc)
+        if any(isinstance(p, LatentPrompt) for p in prompts):
+            text = [i for i, p in enumerate(prompts) if not isinstance(p, LatentPrompt)]
+            slots = [i for i, p in enumerate(prompts) if isinstance(p, LatentPrompt)]
+            out = [""] * len(prompts)
+            for group in (text, slots):
+                for i, a in zip(group, self.generate([prompts[i] for i in group], desc)):
+                    out[i] = a
+            return out
         return [self.decode(ids) for ids in self.generate_ids(prompts, desc)]
 
     def embed_latent_prompt(self, prompt: LatentPrompt, latents: torch.Tensor, skip: int = 0) -> torch.Tensor:
-        """(len, hidden) input embeddings: the prompt's text segments with `latents` (n_slots * T, hidden) in
+        """(len, hidden) input embeddings: the prompt's text segments with `latents` (sum of slot sizes, hidden) in
         its slots, without the first `skip` ids (a shared prefix held in a KV cache). Gradients flow to
         `latents` (used by distillation)."""
         emb = self.model.get_input_embeddings()
-        T = prompt.positions_per_slot
-        parts = []
+        if latents.shape[0] != sum(prompt.slot_sizes):
+            raise ValueError(f"{latents.shape[0]} slot vectors for a prompt with {sum(prompt.slot_sizes)} slot "
+                             "positions")
+        parts, at = [], 0
         for i, seg in enumerate(prompt.segments):
             seg = seg[skip:] if i == 0 else seg
             if seg:
                 parts.append(emb(torch.tensor(seg, device=emb.weight.device)))
             if i < prompt.n_slots:
-                parts.append(latents[i * T:(i + 1) * T].to(emb.weight.device, emb.weight.dtype))
+                n = prompt.slot_sizes[i]
+                parts.append(latents[at:at + n].to(emb.weight.device, emb.weight.dtype))
+                at += n
         return torch.cat(parts, dim=0)
 
     def prefix_cache(self, prompt: LatentPrompt) -> tuple[int, object]:
@@ -182,12 +242,7 @@ class Generator:
             if len(target) > 1:
                 body = torch.cat([body, emb(torch.tensor(target[:-1], device=dev))], 0)
             seqs.append(body)
-        width = max(s.shape[0] for s in seqs)
-        embeds = torch.zeros((len(seqs), width, seqs[0].shape[1]), dtype=seqs[0].dtype, device=dev)
-        attn = torch.zeros((len(seqs), width), dtype=torch.long, device=dev)
-        for r, s in enumerate(seqs):  # left padding: the target positions end every row
-            embeds[r, width - s.shape[0]:] = s
-            attn[r, width - s.shape[0]:] = 1
+        embeds, attn = self._left_padded_embeds(seqs)  # left padding: the target positions end every row
         position_ids = skip + (attn.cumsum(-1) - 1).clamp(min=0)
         cache = copy.deepcopy(cache)
         cache.batch_repeat_interleave(len(seqs))
@@ -206,16 +261,9 @@ class Generator:
         order = sorted(range(len(prompts)), key=lambda i: (prompts[i].tokens_full, i))
         out: list[str] = [""] * len(prompts)
         bs = self.cfg["batch_size"]
-        hidden = self.model.get_input_embeddings().weight
         for start in tqdm(range(0, len(order), bs), desc=desc, unit="batch", mininterval=5):
             idx = order[start:start + bs]
-            seqs = [self.embed_latent_prompt(prompts[i], latents[i]) for i in idx]
-            width = max(s.shape[0] for s in seqs)
-            embeds = torch.zeros((len(idx), width, hidden.shape[1]), dtype=hidden.dtype, device=hidden.device)
-            mask = torch.zeros((len(idx), width), dtype=torch.long, device=hidden.device)
-            for row, seq in enumerate(seqs):
-                embeds[row, width - seq.shape[0]:] = seq
-                mask[row, width - seq.shape[0]:] = 1
+            embeds, mask = self._left_padded_embeds([self.embed_latent_prompt(prompts[i], latents[i]) for i in idx])
             gen = self._greedy(inputs_embeds=embeds, attention_mask=mask)
             for row, i in enumerate(idx):  # with inputs_embeds, generate returns only the new tokens
                 out[i] = self.decode(gen[row].tolist())

@@ -37,9 +37,11 @@ def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keys = [item_key(ex.id, e.id) for ex in examples for e in ex.pool]
-    texts = [e.text for ex in examples for e in ex.pool]
-    ids = compressor.tokenize(texts, compressor.cfg.max_evidence_tokens)
-    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))  # similar lengths share a batch: little padding
+    evidence = [e for ex in examples for e in ex.pool]
+    texts = [e.text for e in evidence]
+    ids, prefixes = compressor.evidence_inputs(evidence)  # images: visual tokens before title and caption
+    lengths = [len(t) + (0 if p is None else p.shape[0]) for t, p in zip(ids, prefixes)]
+    order = sorted(range(len(ids)), key=lambda i: (lengths[i], i))  # similar lengths share a batch: little padding
     n_shards = max(1, math.ceil(len(order) / shard_size))
     start = time.time()
     compressor.eval()
@@ -53,7 +55,8 @@ def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_
             latents, embs = [], []
             with torch.no_grad():
                 for b in range(0, len(rows), batch_size):
-                    lat = compressor.compress([ids[i] for i in rows[b:b + batch_size]])
+                    batch = rows[b:b + batch_size]
+                    lat = compressor.compress([ids[i] for i in batch], [prefixes[i] for i in batch])
                     latents.append(lat.half().cpu())
                     embs.append(compressor.retrieval_embedding(lat).float().cpu())
                     bar.update(len(rows[b:b + batch_size]))
@@ -108,7 +111,8 @@ class LatentIndex:
         shards = [load_file(str(p)) for p in sorted(folder.glob("shard-*.safetensors"))]
         rows = torch.cat([s["rows"] for s in shards])
         if sorted(rows.tolist()) != list(range(len(keys))):
-            raise ValueError(f"{folder}: shards do not cover the {len(keys)} items exactly; delete the folder and rebuild")
+            raise ValueError(f"{folder}: shards do not cover the {len(keys)} items exactly; delete the folder and "
+                             "rebuild")
         lat, emb = torch.cat([s["latents"] for s in shards]), torch.cat([s["embeddings"] for s in shards])
         latents, embeddings = torch.empty_like(lat), torch.empty_like(emb)
         latents[rows], embeddings[rows] = lat, emb
@@ -125,7 +129,8 @@ class LatentIndex:
         try:
             return [self.row[item_key(example.id, e.id)] for e in example.pool]
         except KeyError as e:
-            raise KeyError(f"{self.folder}: example {example.id!r} is not in this index; rebuild it for this data") from e
+            raise KeyError(f"{self.folder}: example {example.id!r} is not in this index; rebuild it for this "
+                           "data") from e
 
     def search(self, queries: np.ndarray, k: int) -> np.ndarray:
         """Global-corpus retrieval: (Q, k) row ids by inner product, via FAISS."""
@@ -149,12 +154,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--spec", default="{}", help='{"batch_size", "shard_size", "faiss": "flat"|"ivf", "nlist"}')
+    ap.add_argument("--spec", default="{}", help='{"batch_size", "shard_size", "faiss": "flat"|"ivf", "nlist", '
+                    '"images": where image evidence lives}')
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     setup(args.threads)
     spec = parse_spec(args.spec)
-    compressor = load_compressor(args.checkpoint)
+    compressor = load_compressor(args.checkpoint, spec.get("images"))
     meta = build_index(compressor, read_examples(args.data), args.out, spec.get("batch_size", 32),
                        spec.get("shard_size", 4096), spec.get("faiss", "flat"), spec.get("nlist", 256))
     log.info("indexed %d items at %s items/s", meta["n_items"], meta["items_per_second"])

@@ -20,14 +20,16 @@ def embed_questions(compressor, questions: list[str], batch_size: int = 32) -> t
 
 
 @torch.no_grad()
-def compress_texts(compressor, texts: list[str], batch_size: int = 32) -> torch.Tensor:
-    """(n, T, H) latents, batched and sorted by length (the result keeps the input order)."""
-    ids = compressor.tokenize(texts, compressor.cfg.max_evidence_tokens)
-    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
+def compress_evidence(compressor, evidence: list[Evidence], batch_size: int = 32) -> torch.Tensor:
+    """(n, T, H) latents of evidence items (text, or images through the compressor's vision module), batched and
+    sorted by length (the result keeps the input order)."""
+    ids, prefixes = compressor.evidence_inputs(evidence)
+    lengths = [len(t) + (0 if p is None else p.shape[0]) for t, p in zip(ids, prefixes)]
+    order = sorted(range(len(ids)), key=lambda i: (lengths[i], i))
     out = torch.zeros((len(ids), compressor.cfg.num_mem_tokens, compressor.mem.shape[1]))
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
-        out[idx] = compressor.compress([ids[i] for i in idx]).float().cpu()
+        out[idx] = compressor.compress([ids[i] for i in idx], [prefixes[i] for i in idx]).float().cpu()
     return out
 
 

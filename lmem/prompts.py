@@ -101,10 +101,11 @@ LATENT_SLOT = "\uE000"  # a private-use character marks where a latent goes whil
 
 @dataclass
 class LatentPrompt:
-    """A prompt whose contexts are latents: text token segments with latent slots between them."""
+    """A prompt with embedding slots between its text token segments: latents (one slot per evidence item, T
+    positions each), or images (a composed VLM's visual tokens)."""
 
     segments: list[list[int]]  # len(segments) == n_slots + 1
-    positions_per_slot: int  # T: generator positions per evidence latent
+    slot_sizes: list[int]  # generator positions in each slot
     tokens_full: int
     tokens_no_system: int
     tokens_context: int
@@ -116,14 +117,15 @@ class LatentPrompt:
         return len(self.segments) - 1
 
 
-def encode_latent(tokenizer, question: str, n_latents: int, prompt_cfg: dict, positions_per_slot: int = 1
-                  ) -> LatentPrompt:
-    """The prompt of METHOD.md section 4 with `Latent context i: <latent>` in place of each text context. Each text
-    segment is tokenized on its own, so the ids here are exactly what the generator receives; every latent
-    position and every label token counts (METHOD.md section 5)."""
-    text, turn_start, q_start = render(tokenizer, [LATENT_SLOT] * n_latents, question, prompt_cfg,
-                                       context_label=prompt_cfg["latent_label"])
+def encode_slots(tokenizer, question: str, contexts: list[str], slot_sizes: list[int], prompt_cfg: dict,
+                 context_label: str | None = None) -> LatentPrompt:
+    """Render `contexts` (each may hold LATENT_SLOT marks) like text contexts; each text segment is tokenized on
+    its own, so the ids here are exactly what the generator receives. Every slot position and every label token
+    counts (METHOD.md section 5)."""
+    text, turn_start, q_start = render(tokenizer, contexts, question, prompt_cfg, context_label=context_label)
     pieces = text.split(LATENT_SLOT)
+    if len(pieces) - 1 != len(slot_sizes):
+        raise ValueError(f"{len(pieces) - 1} slots in the prompt but {len(slot_sizes)} slot sizes")
     add_special = not getattr(tokenizer, "chat_template", None)
     segments, offsets_first, offsets_last = [], None, None
     for i, piece in enumerate(pieces):
@@ -133,8 +135,44 @@ def encode_latent(tokenizer, question: str, n_latents: int, prompt_cfg: dict, po
             offsets_first = enc["offset_mapping"]
         if i == len(pieces) - 1:
             offsets_last = enc["offset_mapping"]
-    total = sum(map(len, segments)) + n_latents * positions_per_slot
+    total = sum(map(len, segments)) + sum(slot_sizes)
     first = _token_at(offsets_first, turn_start)
     last_start_char = len(text) - len(pieces[-1])
+    if contexts and q_start < last_start_char:
+        raise ValueError("the question holds a slot mark")
     q_tok = total - len(segments[-1]) + _token_at(offsets_last, q_start - last_start_char)
-    return LatentPrompt(segments, positions_per_slot, total, total - first, q_tok - first if n_latents else 0)
+    return LatentPrompt(segments, list(slot_sizes), total, total - first, q_tok - first if contexts else 0)
+
+
+def encode_latent(tokenizer, question: str, n_latents: int, prompt_cfg: dict, positions_per_slot: int = 1
+                  ) -> LatentPrompt:
+    """The prompt of METHOD.md section 4 with `Latent context i: <latent>` in place of each text context."""
+    return encode_slots(tokenizer, question, [LATENT_SLOT] * n_latents, [positions_per_slot] * n_latents,
+                        prompt_cfg, context_label=prompt_cfg["latent_label"])
+
+
+def evidence_context(e: Evidence) -> str:
+    """How an evidence item appears as a context: its text, or for an image a slot for its visual tokens followed
+    by its title and caption (WebQA's image facts)."""
+    if e.kind != "image":
+        return e.text
+    return LATENT_SLOT + (f" {e.search_text}" if e.search_text else "")
+
+
+def encode_with_images(tokenizer, question: str, ranked: list[Evidence], prompt_cfg: dict, max_tokens: int,
+                       image_tokens: int, doc_position: dict[str, int] | None = None) -> LatentPrompt:
+    """Like encode_with_evidence, for evidence that holds images: each image is a slot of `image_tokens` positions
+    (filled with the composed VLM's visual tokens by the generator); lowest-ranked items are dropped first while the
+    prompt is longer than `max_tokens`."""
+    keep = list(ranked)
+    while True:
+        shown = sorted(keep, key=lambda e: doc_position[e.id]) if doc_position is not None else keep
+        sizes = [image_tokens for e in shown if e.kind == "image"]
+        enc = encode_slots(tokenizer, question, [evidence_context(e) for e in shown], sizes, prompt_cfg)
+        if enc.tokens_full <= max_tokens or not keep:
+            if enc.tokens_full > max_tokens:
+                raise InputError(f"the question alone takes {enc.tokens_full} tokens, over max_input_tokens="
+                                 f"{max_tokens}: {question[:80]!r}...; raise generator.max_input_tokens")
+            enc.kept, enc.n_dropped = shown, len(ranked) - len(keep)
+            return enc
+        keep = keep[:-1]

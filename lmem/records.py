@@ -17,6 +17,11 @@ class Evidence:
     gold: bool = False
     image: str | None = None  # a reference to the image bytes (e.g. "imgs.tsv:<image_id>")
 
+    @property
+    def search_text(self) -> str:
+        """What text retrievers see: the text of a text item; title and caption of an image (caption retrieval)."""
+        return " ".join(x for x in (self.title, self.text) if x) if self.kind == "image" else self.text
+
 
 @dataclass
 class Example:

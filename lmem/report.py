@@ -81,6 +81,7 @@ def plot_benchmark(df: pd.DataFrame, benchmark: str, x: str, y: str, out_dir: Pa
 
 def report(row_paths: list[str], out_dir: str, x: str, y: str) -> pd.DataFrame:
     rows = [json.loads(Path(p).read_text()) for p in row_paths]
+    rows += [sub for r in rows for sub in r.pop("subsets", [])]  # WebQA's image / text question subsets
     skipped = [r for r in rows if r.get("skipped")]
     df = table([r for r in rows if not r.get("skipped")])
     out = Path(out_dir)
@@ -88,9 +89,12 @@ def report(row_paths: list[str], out_dir: str, x: str, y: str) -> pd.DataFrame:
         df.to_csv(tmp, index=False)
     shown = ["benchmark", "method", "k", "n", "em", "f1", "f1_ci_low", "f1_ci_high", "acc", "recall_at_k",
              "tokens_full", "tokens_no_system", "tokens_context", "n_truncated"]
+    if df["webqa_acc"].notna().any():  # image benchmarks: WebQA's official accuracy too
+        shown.insert(shown.index("recall_at_k"), "webqa_acc")
     md = [f"# Results ({len(df)} rows)", "", df[shown].to_markdown(index=False), "",
           f"Generator: {', '.join(sorted(df['generator'].unique()))}. Seeds: "
-          f"{', '.join(map(str, sorted(df['seed'].unique())))}. Commits: {', '.join(sorted(map(str, df['git_commit'].unique())))}.",
+          f"{', '.join(map(str, sorted(df['seed'].unique())))}. "
+          f"Commits: {', '.join(sorted(map(str, df['git_commit'].unique())))}.",
           "Full provenance (config hash, model and data hashes) is in results.csv."]
     if skipped:
         md += ["", f"## Not run ({len(skipped)})", ""]
@@ -98,7 +102,10 @@ def report(row_paths: list[str], out_dir: str, x: str, y: str) -> pd.DataFrame:
     write_text(out / "results.md", "\n".join(md) + "\n")
     (out / "plots").mkdir(parents=True, exist_ok=True)
     for bench in sorted(df["benchmark"].unique()):
-        plot_benchmark(df, bench, x, y, out / "plots")
+        rows_b = df[df["benchmark"] == bench]
+        # WebQA-style benchmarks (every row has the official accuracy) are plotted by it
+        y_b = "webqa_acc" if y == "f1" and rows_b["webqa_acc"].notna().all() else y
+        plot_benchmark(df, bench, x, y_b, out / "plots")
     return df
 
 

@@ -24,6 +24,12 @@ from lmem.stage import parse_spec, setup
 log = logging.getLogger("lmem.run")
 
 
+def vision_tag(folder: str) -> str:
+    from lmem.io import sha256_file
+
+    return f"vision:{folder.rstrip('/').rsplit('/', 1)[-1]}@{sha256_file(f'{folder}/projector.safetensors')[:12]}"
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -31,7 +37,7 @@ def seed_everything(seed: int) -> None:
 
 
 def run(data: str, spec: dict, k: str, out: str) -> dict:
-    from lmem.generator import Generator
+    from lmem.vlm import make_generator
 
     seed_everything(spec["seed"])
     method_cls = baselines.get(spec["method_spec"].get("class", spec["method"]))
@@ -41,7 +47,13 @@ def run(data: str, spec: dict, k: str, out: str) -> dict:
     examples = read_examples(data)
     t0 = time.time()
     # a method may bring its own generator settings (e.g. another family's model), merged over the run's
-    generator = Generator({**spec["generator"], **spec["method_spec"].get("generator", {})})
+    vision = None
+    if spec.get("vision_dir"):  # a benchmark with images: the composed VLM reads them
+        from lmem.vision import load_vision
+
+        vision = load_vision(spec["vision_dir"], spec.get("images"))
+    generator = make_generator({**spec["generator"], **spec["method_spec"].get("generator", {})}, vision=vision,
+                               images=spec.get("images"))
     skipped = None
     try:
         predictions = method.run(examples, generator, int(k) if method_cls.uses_k else None)
@@ -52,7 +64,8 @@ def run(data: str, spec: dict, k: str, out: str) -> dict:
     write_jsonl(out, (p.to_dict() for p in predictions))
     meta = {"method": spec["method"], "k": k, "n": len(predictions), "seconds": round(seconds, 2),
             "generator": generator.resolved.to_dict(), "spec": spec, "bytes_per_item": method.bytes_per_item,
-            "models": method.models, "skipped": skipped, "lmem_version": __version__, "git_commit": git_commit(),
+            "models": {**method.models, **({"vision": vision_tag(spec["vision_dir"])} if vision else {})},
+            "skipped": skipped, "lmem_version": __version__, "git_commit": git_commit(),
             "torch": torch.__version__, "platform": platform.platform(), "threads": torch.get_num_threads(),
             "device": str(generator.model.device)}
     write_json(meta_path(out), meta)

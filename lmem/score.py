@@ -41,7 +41,9 @@ def git_commit() -> str:
 
 
 def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tuple[ResultRow | dict, list[dict]]:
-    """The result row and per-question scores; for a skipped run, {benchmark, method, k, skipped} and []."""
+    """The result row and per-question scores; for a skipped run, {benchmark, method, k, skipped} and []. When the
+    questions have several modalities (WebQA's image and text questions), the row is a dict whose `subsets` holds
+    one row per modality, benchmark `<name>[image]` / `<name>[text]`."""
     preds = [Prediction.from_dict(d) for d in read_jsonl(predictions_path)]
     run_meta = json.loads(Path(meta_path(predictions_path)).read_text())
     data_meta = json.loads(Path(meta_path(data_path)).read_text())
@@ -51,6 +53,21 @@ def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tup
     if not preds:
         raise SystemExit(f"{predictions_path}: no predictions to score")
     examples = {ex.id: ex for ex in read_examples(data_path)}
+    pool_bytes = [len(e.text.encode()) for ex in examples.values() for e in ex.pool]
+    result, per_q = _row(preds, preds[0].benchmark, run_meta, data_meta, pool_bytes, samples, seed)
+    modalities = sorted({p.metadata.get("modality") for p in preds} - {None})
+    if len(modalities) > 1:  # WebQA: image questions and text questions are also reported on their own
+        subsets = []
+        for m in modalities:
+            sub = [p for p in preds if p.metadata.get("modality") == m]
+            subsets.append(_row(sub, f"{preds[0].benchmark}[{m}]", run_meta, data_meta, pool_bytes, samples,
+                                seed)[0].to_dict())
+        result = {**result.to_dict(), "subsets": subsets}
+    return result, per_q
+
+
+def _row(preds: list[Prediction], benchmark: str, run_meta: dict, data_meta: dict, pool_bytes: list[int],
+         samples: int, seed: int) -> tuple[ResultRow, list[dict]]:
     qa = load("lmem_qa").compute(predictions=[p.prediction for p in preds], references=[p.answers for p in preds])
     ret = load("lmem_retrieval").compute(predictions=[p.retrieved_ids for p in preds],
                                          references=[p.gold_ids for p in preds])
@@ -70,11 +87,10 @@ def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tup
         per_q.append(row)
     f1s = [100 * r["f1"] for r in per_q]
     accs = [100 * r["acc"] for r in per_q]
-    pool_bytes = [len(e.text.encode()) for ex in examples.values() for e in ex.pool]
     spec = run_meta["spec"]
     f1_ci, acc_ci = bootstrap_ci(f1s, samples, seed), bootstrap_ci(accs, samples, seed)
     result = ResultRow(
-        benchmark=preds[0].benchmark, method=preds[0].method, k=preds[0].k, generator=run_meta["generator"]["spec"],
+        benchmark=benchmark, method=preds[0].method, k=preds[0].k, generator=run_meta["generator"]["spec"],
         n=len(preds), em=qa["em"], f1=qa["f1"], acc=qa["acc"], recall_at_k=ret["recall_at_k"],
         precision_at_k=ret["precision_at_k"],
         tokens_full=float(np.mean([p.tokens_full for p in preds])),

@@ -22,7 +22,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -30,14 +30,22 @@ from tqdm import tqdm
 
 from lmem.compressor import CompressorConfig, build_compressor
 from lmem.data import load_examples
-from lmem.io import append_csv, atomic_path, sha256_json, write_json
+from lmem.io import append_csv, atomic_path, sha256_file, sha256_json, write_json
 from lmem.losses import answer_cross_entropy, distillation_kl, multi_positive_infonce
 from lmem.metrics.qa import best_over_references, token_f1
-from lmem.prompts import encode_latent, encode_with_evidence
+from lmem.prompts import EncodedPrompt, encode_latent
 from lmem.records import Evidence, Example
 from lmem.stage import parse_spec, setup
 
 log = logging.getLogger("lmem.train")
+
+
+def options(cls, d: dict, what: str):
+    """A training-options dataclass from a config dict; an unknown key is an error that lists the known ones."""
+    unknown = set(d) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown {what} options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+    return cls(**d)
 
 
 @dataclass
@@ -63,6 +71,9 @@ class TrainConfig:
     # Not in the paper (0 there): cross-entropy of the student on the reference answer, on the same teacher-forced
     # positions as the distillation (needs distill_target: gold_answer), as xRAG's instruction tuning adds to its KL
     w_answer: float = 0.0
+    # Image evidence (issue 5): 1 - cosine between a linear map of each image latent and the image encoder's pooled
+    # feature (the regression to the vision tower's embedding); needs a compressor with a vision module
+    w_image: float = 0.0
     recon_negatives: bool = False
     eval_every: int = 50
     save_every: int = 25
@@ -73,10 +84,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown training options {sorted(unknown)}")
-        return cls(**d)
+        return options(cls, d, "training")
 
 
 @dataclass
@@ -141,20 +149,51 @@ def load_resume_state(folder: Path, optimizer, scheduler) -> dict | None:
     return state
 
 
+def frozen_generator(cfg: dict, images: dict | None = None):
+    """The generator a trainer distils from / trains against: loaded per its config section, every weight frozen."""
+    from lmem.vlm import make_generator
+
+    generator = make_generator(cfg, images=images)
+    for p in generator.model.parameters():
+        p.requires_grad_(False)
+    return generator
+
+
+def optimizer_step(params, optimizer, scheduler) -> None:
+    """Clip the gradient norm to 1, step the optimizer and the schedule, clear the gradients."""
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def publish(out: Path, checkpoint: str, names: tuple[str, ...]) -> None:
+    """Copy the files `names` of the checkpoint folder out/checkpoint to the top of `out`, each atomically (what
+    the DAG's rule declares as its output)."""
+    for name in names:
+        shutil.copy(out / checkpoint / name, out / f".{name}.tmp")
+        (out / f".{name}.tmp").rename(out / name)
+
+
 class Trainer:
     def __init__(self, spec: dict, out_dir: str | Path, train_examples: list[Example], val_examples: list[Example]):
-        from lmem.generator import Generator
+        from lmem.vlm import VLMGenerator
 
         self.spec, self.out = spec, Path(out_dir)
         self.tcfg = TrainConfig.from_dict(dict(spec.get("train", {}), seed=spec.get("seed", 0)))
         self.prompt_cfg = spec["prompt"]
         self.out.mkdir(parents=True, exist_ok=True)
-        self.generator = Generator(spec["generator"])
-        for p in self.generator.model.parameters():
-            p.requires_grad_(False)
+        images = spec["compressor"].get("images")
+        self.generator = frozen_generator(spec["generator"], images)
         torch.manual_seed(self.tcfg.seed)
         self.compressor = build_compressor(CompressorConfig.from_dict(spec["compressor"]),
-                                           self.generator.model.get_input_embeddings().weight.detach())
+                                           self.generator.model.get_input_embeddings().weight.detach(),
+                                           images)
+        if not isinstance(self.generator, VLMGenerator):
+            # the teacher sees images as the composed VLM does (the same frozen vision module)
+            self.generator.vision = self.compressor.vision
+        if self.tcfg.w_image and self.compressor.vision is None:
+            raise ValueError("w_image (image regression) needs a compressor with a vision module (config: vision)")
         self.items = training_items(train_examples, self.tcfg.max_positives)
         if not self.items:
             raise SystemExit("no training examples with gold evidence and answers; check the compressor's train_data")
@@ -169,8 +208,7 @@ class Trainer:
     # -- teacher ---------------------------------------------------------------------------------------------
     def _teacher_prompt(self, item: TrainItem):
         pos = {e.id: i for i, e in enumerate(item.example.pool)}
-        return encode_with_evidence(self.generator.tokenizer, item.example.question, item.positives,
-                                    self.prompt_cfg, self.generator.max_input_tokens, pos)
+        return self.generator.encode_evidence(item.example.question, item.positives, self.prompt_cfg, pos)
 
     def _teacher_cache(self) -> dict:
         """The frozen generator's top-k log-probs at N answer positions per item, computed once: on its own greedy
@@ -182,13 +220,20 @@ class Trainer:
             raise ValueError("w_answer (the answer cross-entropy) needs distill_target: gold_answer")
         key = sha256_json({"items": [(i.example.id, [e.id for e in i.positives]) for i in self.items],
                            "generator": self.generator.resolved.sha256, "prompt": self.prompt_cfg,
-                           "N": t.distill_tokens, "topk": t.distill_topk, "target": t.distill_target})
+                           "N": t.distill_tokens, "topk": t.distill_topk, "target": t.distill_target,
+                           **({"vision": sha256_file(Path(self.compressor.cfg.vision_dir) / "projector.safetensors")}
+                              if self.compressor.cfg.vision_dir else {})})
 
         def compute() -> dict:
             N, K = t.distill_tokens, t.distill_topk
             prompts = [self._teacher_prompt(it) for it in self.items]
             if t.distill_target == "gold_answer":
                 answers = [self.generator.answer_ids(it.example.answers[0], N) for it in self.items]
+                indices, logprobs = self.generator.forced_topk(prompts, answers, K, N)
+            elif not all(isinstance(p, EncodedPrompt) for p in prompts):
+                # prompts with images: the teacher's greedy answer (re-tokenized), then teacher-forced on it
+                texts = self.generator.generate(prompts, desc="teacher")
+                answers = [self.generator.answer_ids(a, N) for a in texts]
                 indices, logprobs = self.generator.forced_topk(prompts, answers, K, N)
             else:
                 # greedy generation's logits at each step are the teacher-forced distributions on its own answer
@@ -225,8 +270,8 @@ class Trainer:
             for e in it.positives + ng:
                 slot[(b, e.id)] = len(evidence)
                 evidence.append(e)
-        ev_ids = c.tokenize([e.text for e in evidence], c.cfg.max_evidence_tokens)
-        latents = c.compress(ev_ids)  # (E, T, H)
+        ev_ids, prefixes = c.evidence_inputs(evidence)
+        latents = c.compress(ev_ids, prefixes)  # (E, T, H)
         out = {}
         if t.w_contrast:
             queries = c.embed_query(c.tokenize([it.example.question for it in items], c.cfg.max_query_tokens))
@@ -245,6 +290,11 @@ class Trainer:
             if t.recon_negatives:
                 rows = list(range(len(evidence)))
             out["recon"] = c.reconstruction_loss(latents[rows], [ev_ids[r] for r in rows])
+        if t.w_image:
+            rows = [r for r, e in enumerate(evidence) if e.kind == "image"]
+            if rows:
+                _, pooled = c.vision.features([evidence[r] for r in rows])
+                out["image"] = c.image_regression_loss(latents[rows], pooled)
         if t.w_distill or t.w_answer:
             kl, nll = self._distill(items, idx, negs, latents, slot, rng)
             if t.w_distill:
@@ -281,12 +331,12 @@ class Trainer:
     # -- validation ------------------------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        from lmem.latent_memory import answer, compress_texts, pool_retriever
+        from lmem.latent_memory import answer, compress_evidence, pool_retriever
 
         if not self.val:
             return {"val_recall": float("nan"), "val_f1": float("nan")}
         self.compressor.eval()
-        latents = [compress_texts(self.compressor, [e.text for e in ex.pool]) for ex in self.val]
+        latents = [compress_evidence(self.compressor, ex.pool) for ex in self.val]
         answers, retrieved, _ = answer(self.compressor, self.generator, self.val,
                                        pool_retriever(self.compressor, self.val, latents), self.tcfg.val_k,
                                        self.prompt_cfg, desc="validation")
@@ -310,14 +360,15 @@ class Trainer:
     def _fit_latent_stats(self, n_items: int = 512) -> None:
         """Latent statistics of the untrained compressor over the first training items' evidence (their pools in
         order, up to n_items sentences), in eval mode: deterministic, and part of every checkpoint."""
-        texts = []
+        evidence = []
         for it in self.items:
-            texts += [e.text for e in it.example.pool]
-            if len(texts) >= n_items:
+            evidence += it.example.pool
+            if len(evidence) >= n_items:
                 break
         self.compressor.eval()
         c = self.compressor
-        c.fit_latent_stats(c.tokenize(texts[:n_items], c.cfg.max_evidence_tokens))
+        ids, prefixes = c.evidence_inputs(evidence[:n_items])
+        c.fit_latent_stats(ids, prefixes=prefixes)
         self.compressor.train()
 
     # -- loop ------------------------------------------------------------------------------------------------
@@ -345,10 +396,7 @@ class Trainer:
                 for k, v in losses.items():
                     parts[k] = parts.get(k, 0.0) + v.item() / t.grad_accum
                 parts["loss"] = parts.get("loss", 0.0) + total.item() / t.grad_accum
-            torch.nn.utils.clip_grad_norm_(self.params, 1.0)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            optimizer_step(self.params, self.optimizer, self.scheduler)
             done = step + 1
             row = {"step": done, **{k: round(v, 5) for k, v in parts.items()},
                    "lr": self.scheduler.get_last_lr()[0], "seconds": round(time.time() - start, 3)}
@@ -380,18 +428,26 @@ def load_split(spec: list[dict] | dict, role: str) -> list[Example]:
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--spec", required=True, help="compressor, train, train_data, val_data, generator, prompt, seed")
+def trainer_cli(doc: str, spec_keys: str, argv: list[str] | None, make_trainer, with_config: bool = False) -> None:
+    """The command line every trainer shares: --spec JSON|@file, --out DIR, --threads, --stop-after (as if killed
+    there; the next run resumes). `make_trainer(spec, out)` builds the trainer; its final state (with the training
+    config when `with_config`) goes to DIR/train_state.json."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spec", required=True, help=spec_keys)
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this step (as if killed), resumable")
     args = ap.parse_args(argv)
     setup(args.threads)
-    spec = parse_spec(args.spec)
-    trainer = Trainer(spec, args.out, load_split(spec["train_data"], "train"), load_split(spec["val_data"], "val"))
+    trainer = make_trainer(parse_spec(args.spec), args.out)
     state = trainer.train(args.stop_after)
-    write_json(Path(args.out) / "train_state.json", state)
+    write_json(Path(args.out) / "train_state.json", {**state, "config": asdict(trainer.cfg)} if with_config else state)
+
+
+def main(argv: list[str] | None = None) -> None:
+    trainer_cli(__doc__, "compressor, train, train_data, val_data, generator, prompt, seed", argv,
+                lambda spec, out: Trainer(spec, out, load_split(spec["train_data"], "train"),
+                                          load_split(spec["val_data"], "val")))
 
 
 if __name__ == "__main__":

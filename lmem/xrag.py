@@ -16,24 +16,23 @@ Usage: python -m lmem.xrag --spec JSON --out DIR   (DIR/projector.safetensors, p
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import random
-import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from lmem.compressor import Projection
-from lmem.io import append_csv, sha256_json, write_json
+from lmem.io import append_csv, sha256_json
 from lmem.losses import answer_cross_entropy, distillation_kl
 from lmem.prompts import encode_latent, encode_with_evidence
-from lmem.stage import device, parse_spec, setup
-from lmem.train import cached_teacher, load_resume_state, load_split, save_checkpoint, training_items
+from lmem.stage import device
+from lmem.train import (cached_teacher, frozen_generator, load_resume_state, load_split, optimizer_step, publish,
+                        save_checkpoint, trainer_cli, training_items)
 
 log = logging.getLogger("lmem.xrag")
 
@@ -59,11 +58,9 @@ class XragTrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "XragTrainConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown xRAG training options {sorted(unknown)}; "
-                             f"known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**d)
+        from lmem.train import options
+
+        return options(cls, d, "xRAG training")
 
 
 class XragProjector(torch.nn.Module):
@@ -97,18 +94,52 @@ def load_projector(folder: str | Path) -> XragProjector:
     return proj.to(device()).eval()
 
 
+class ReleasedProjector(torch.nn.Module):
+    """The projector inside a released xRAG checkpoint (`Hannibal046/xrag-7b`: Mistral-7B-Instruct plus
+    `projector.projector.*` weights, config `projector_type: mlp2x_gelu`, `retriever_hidden_size: 4096`): Linear,
+    then (GELU, Linear) x (depth - 1), from the raw SFR-Embedding-Mistral vector to one generator embedding. Read
+    from the checkpoint's safetensors with the generator's own weights left to transformers."""
+
+    def __init__(self, folder: str | Path, dtype: torch.dtype = torch.float32):
+        import re
+
+        from safetensors import safe_open
+
+        super().__init__()
+        folder = Path(folder)
+        cfg = json.loads((folder / "config.json").read_text())
+        kind, d_in, hidden = cfg.get("projector_type"), cfg.get("retriever_hidden_size"), cfg.get("hidden_size")
+        match = re.fullmatch(r"mlp(\d+)x_gelu", kind or "")
+        if not match or not d_in:
+            raise ValueError(f"{folder}: not a released xRAG checkpoint (config.json needs projector_type "
+                             f"mlp<N>x_gelu and retriever_hidden_size; got {kind!r}, {d_in!r})")
+        layers: list[torch.nn.Module] = [torch.nn.Linear(d_in, hidden)]
+        for _ in range(int(match.group(1)) - 1):
+            layers += [torch.nn.GELU(), torch.nn.Linear(hidden, hidden)]
+        self.projector = torch.nn.Sequential(*layers)
+        self.meta = {"d_in": d_in, "d_out": hidden, "projector_type": kind}
+        state = {}
+        for f in sorted(folder.glob("*.safetensors")):
+            with safe_open(str(f), framework="pt") as st:
+                state.update({k[len("projector."):]: st.get_tensor(k) for k in st.keys() if k.startswith("projector.")})
+        if not state:
+            raise ValueError(f"{folder}: no projector.* weights in its safetensors; is it Hannibal046/xrag-7b?")
+        self.load_state_dict(state)
+        self.to(device(), dtype).eval()
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.projector(embeddings.to(self.projector[0].weight.dtype))
+
+
 class XragTrainer:
     def __init__(self, spec: dict, out_dir: str | Path, train_examples):
         from lmem.encoders import DenseEncoder
-        from lmem.generator import Generator
 
         self.spec, self.out = spec, Path(out_dir)
         self.cfg = XragTrainConfig.from_dict(dict(spec.get("train", {}), seed=spec.get("seed", 0)))
         self.prompt_cfg = spec["prompt"]
         self.out.mkdir(parents=True, exist_ok=True)
-        self.generator = Generator(spec["generator"])
-        for p in self.generator.model.parameters():
-            p.requires_grad_(False)
+        self.generator = frozen_generator(spec["generator"])
         self.items = training_items(train_examples, self.cfg.max_positives)
         if not self.items:
             raise SystemExit("no training examples with gold evidence and answers; check the projector's train_data")
@@ -222,10 +253,7 @@ class XragTrainer:
             weights = {"paraphrase": 1.0, "nll": c.w_nll, "kl": c.w_kl}
             loss = sum(weights[k] * v for k, v in parts.items())
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.projector.parameters(), 1.0)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            optimizer_step(self.projector.parameters(), self.optimizer, self.scheduler)
             done = step + 1
             append_csv(self.out / "train_log.csv", {
                 "step": done, "stage": stage, **{k: round(parts[k].item(), 5) if k in parts else ""
@@ -238,24 +266,13 @@ class XragTrainer:
             if stop_after is not None and done >= stop_after:
                 return state
         self._save("final", None)
-        for name in ("projector.safetensors", "projector.json"):  # the final projector at the top of DIR
-            shutil.copy(self.out / "final" / name, self.out / f".{name}.tmp")
-            (self.out / f".{name}.tmp").rename(self.out / name)
+        publish(self.out, "final", ("projector.safetensors", "projector.json"))  # the final projector at the top
         return state
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--spec", required=True, help="train, train_data, generator, retriever, prompt, seed")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--stop-after", type=int, default=None, help="stop after this step (as if killed), resumable")
-    args = ap.parse_args(argv)
-    setup(args.threads)
-    spec = parse_spec(args.spec)
-    trainer = XragTrainer(spec, args.out, load_split(spec["train_data"], "train"))
-    state = trainer.train(args.stop_after)
-    write_json(Path(args.out) / "train_state.json", {**state, "config": asdict(trainer.cfg)})
+    trainer_cli(__doc__, "train, train_data, generator, retriever, prompt, seed", argv,
+                lambda spec, out: XragTrainer(spec, out, load_split(spec["train_data"], "train")), with_config=True)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,10 @@ def test_top_k_is_deterministic_on_ties():
 
 def test_selection_baselines(base_config):
     ex = example(POOL, gold=(3,))
-    get = lambda name: baselines.get(name)(base_config["methods"].get(name, {}), base_config)
+
+    def get(name):
+        return baselines.get(name)(base_config["methods"].get(name, {}), base_config)
+
     assert get("closed_book").select([ex], None) == [[]]
     assert [e.id for e in get("full_context").select([ex], None)[0]] == [f"s{i}" for i in range(5)]
     assert [e.id for e in get("oracle").select([ex], None)[0]] == ["s3"]
@@ -49,8 +52,11 @@ def test_dense_recall_on_synth_beats_chance(base_config):
 
 
 def test_run_puts_retrieved_text_back_in_document_order(smollm2, base_config):
-    class Capture:
-        tokenizer, max_input_tokens = smollm2[0], 4096
+    from lmem.generator import Generator
+
+    class Capture(Generator):  # the real prompt building, generation replaced
+        def __init__(self):
+            self.tokenizer, self.max_input_tokens, self.vision = smollm2[0], 4096, None
 
         def generate(self, prompts, desc=""):
             self.prompts = prompts

@@ -24,8 +24,10 @@ def test_ci_profile_runs():
     assert ("wice", "latent_memory", "5") in r
     assert ("synth", "xrag", "5") in r and ("hotpotqa", "llmlingua2_r10", "all") in r
     assert ("nq", "full_context", "all") not in r and ("nq", "xrag", "1") not in r
-    # synth and HotpotQA: 4 methods without k + 4 with k = 1, 5; four more slices: 2 without k + 3 with k; TriviaQA
-    assert len(r) == 2 * (4 + 4 * 2) + 4 * (2 + 3 * 2) + 1
+    # synth and HotpotQA: 4 methods without k + 4 with k = 1, 5; four more slices: 2 without k + 3 with k; synth-vqa:
+    # 2 without k + 3 with k; TriviaQA
+    assert len(r) == 2 * (4 + 4 * 2) + 4 * (2 + 3 * 2) + (2 + 3 * 2) + 1
+    assert ("synth-vqa", "full_context", "all") in r and ("synth-vqa", "xrag", "1") not in r
 
 
 def test_errors_list_every_problem():
@@ -46,3 +48,19 @@ def test_benchmark_method_must_exist():
 def test_missing_profile_file(tmp_path):
     with pytest.raises(InputError, match="no such config file"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_benchmark_overrides_and_vision_are_checked():
+    from lmem.config import method_spec
+
+    cfg = load_config(ROOT / "config" / "ci.yaml")
+    assert method_spec(cfg, "latent_memory", "synth-vqa")["compressor"] == "smollm2_vqa"
+    assert method_spec(cfg, "latent_memory", "synth")["compressor"] == "smollm2"
+    base = {"name": "x", "methods": {"closed_book": {}}, "vision": {"v": {"train_data": {}}}}
+    bench = {"loader": "webqa", "source": {"synth_vqa": {}}}
+    with pytest.raises(InputError, match="overrides method 'dense'"):
+        validate_config({**base, "benchmarks": {"b": {**bench, "overrides": {"dense": {}}}}})
+    with pytest.raises(InputError, match="names vision 'w'"):
+        validate_config({**base, "benchmarks": {"b": {**bench, "vision": "w"}}})
+    with pytest.raises(InputError, match="override of 'closed_book' names compressor 'c'"):
+        validate_config({**base, "benchmarks": {"b": {**bench, "overrides": {"closed_book": {"compressor": "c"}}}}})

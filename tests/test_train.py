@@ -66,7 +66,8 @@ def test_distillation_on_the_gold_answer(tiny_llama, base_config, tmp_path):
     trainer = Trainer(s, tmp_path, load_split(s["train_data"], "train"), load_split(s["val_data"], "val"))
     tok = trainer.generator.tokenizer
     for item, ids in zip(trainer.items, trainer.teacher["answers"]):
-        assert tok.decode(ids[:-1]) == tok.decode(tok(item.example.answers[0], add_special_tokens=False)["input_ids"][:3])
+        reference = tok(item.example.answers[0], add_special_tokens=False)["input_ids"][:3]
+        assert tok.decode(ids[:-1]) == tok.decode(reference)
         assert ids[-1] == tok.eos_token_id and len(ids) <= 4
     n = len(trainer.teacher["answers"][0])
     assert (trainer.teacher["logprobs"][0, :n] > -1e4).all() and (trainer.teacher["logprobs"][0, n:] == -1e4).all()

@@ -25,8 +25,13 @@ def test_dry_run_lists_every_stage(profile, shared_data, tmp_path):
     out = snakemake("-n", "--workflow-profile", "workflows/profiles/default", "--configfile",
                     f"config/{profile}.yaml", "--config", f"results_dir={tmp_path}")
     assert out.returncode == 0, out.stderr
-    for job in ("prepare", "models", "train_compressor", "build_latent_index", "run_method", "score", "report"):
+    for job in ("prepare", "models", "train_compressor", "train_vision", "build_latent_index", "run_method", "score",
+                "report"):
         assert f"rule {job}:" in out.stdout + out.stderr, job
+    # synth-vqa's latent_memory runs on the image compressor (the benchmark's override), the others on the text one
+    assert "latent_index/smollm2_vqa-best/synth-vqa/meta.json" in out.stdout
+    assert "latent_index/smollm2-best/synth/meta.json" in out.stdout
+    assert "latent_index/smollm2-best/synth-vqa" not in out.stdout
 
 
 PAPER_PROFILES = sorted(p.stem for p in (ROOT / "config" / "paper").glob("*.yaml"))

@@ -61,3 +61,55 @@ def test_run_one_token_per_retrieved_item(tiny_llama, base_config, tmp_path):
     assert len(preds) == 3 and all(len(p.retrieved_ids) == 2 for p in preds)
     assert preds[0].tokens_context == expected.tokens_context and preds[0].tokens_full == expected.tokens_full
     assert method.bytes_per_item == 384 * 4
+
+
+def test_released_xrag_checkpoint_path(smollm2, base_config, tmp_path):
+    """`released: true`: the projector is read from an xRAG checkpoint laid out like Hannibal046/xrag-7b (a Mistral
+    with `projector.projector.*` weights and projector_type mlp2x_gelu), fed raw last-token embeddings of an
+    SFR-style retriever (a tiny random Mistral here: plumbing only)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+    from transformers import MistralConfig, MistralForCausalLM, MistralModel
+
+    from lmem import baselines
+    from lmem.generator import Generator
+    from lmem.xrag import ReleasedProjector
+
+    tok, _ = smollm2
+    small = dict(vocab_size=len(tok), intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
+                 num_key_value_heads=2, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                 eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    gen_dir, ret_dir = tmp_path / "xrag-7b", tmp_path / "sfr"
+    MistralForCausalLM(MistralConfig(hidden_size=32, **small)).save_pretrained(gen_dir)
+    MistralModel(MistralConfig(hidden_size=16, **small)).save_pretrained(ret_dir)
+    for d in (gen_dir, ret_dir):
+        tok.save_pretrained(d)
+    cfg = json.loads((gen_dir / "config.json").read_text())
+    cfg.update(projector_type="mlp2x_gelu", retriever_hidden_size=16)
+    (gen_dir / "config.json").write_text(json.dumps(cfg))
+    weights = {"projector.projector.0.weight": torch.randn(32, 16), "projector.projector.0.bias": torch.zeros(32),
+               "projector.projector.2.weight": torch.randn(32, 32) * 0.1, "projector.projector.2.bias": torch.zeros(32)}
+    save_file(weights, str(gen_dir / "projector.safetensors"))
+
+    projector = ReleasedProjector(gen_dir)
+    assert projector.meta == {"d_in": 16, "d_out": 32, "projector_type": "mlp2x_gelu"}
+    x = torch.randn(2, 16)
+    expected = torch.nn.functional.gelu(x @ weights["projector.projector.0.weight"].T) @ weights[
+        "projector.projector.2.weight"].T
+    torch.testing.assert_close(projector(x), expected)
+
+    generator = Generator(dict(base_config["generator"], model=str(gen_dir), max_new_tokens=4))
+    examples = load_examples("t", {"loader": "hotpotqa", "source": {"synth": {"seed": 3, "n_test": 2}}}).examples
+    config = {"prompt": dict(base_config["prompt"], format="fewshot"), "retriever": base_config["retriever"]}
+    method = baselines.get("xrag")({"k": [2], "released": True, "retriever": str(ret_dir)}, config)
+    preds = method.run(examples, generator, 2)
+    assert len(preds) == 2 and all(len(p.retrieved_ids) == 2 for p in preds)
+    assert preds[0].tokens_context == encode_latent(generator.tokenizer, examples[0].question, 2,
+                                                    config["prompt"]).tokens_context
+    assert method.models["projector"].startswith("released:")
+    (gen_dir / "projector.safetensors").unlink()
+    with pytest.raises(ValueError, match="no projector"):
+        ReleasedProjector(gen_dir)

@@ -76,6 +76,11 @@ def _iter_source(source: dict) -> Iterator[tuple[str, dict]]:
 
         yield from generate_records(source["synth"])
         return
+    if source.get("synth_vqa"):
+        from lmem.data.synth_vqa import generate_records as generate_vqa
+
+        yield from generate_vqa(source["synth_vqa"])
+        return
     if source.get("path"):
         yield from read_records(source["path"])
         return
@@ -106,6 +111,8 @@ def load_examples(benchmark: str, spec: dict) -> LoadResult:
     convert = LOADERS[name]
     opts = dict(spec.get("options", {}))
     opts["benchmark"] = benchmark
+    if spec.get("source", {}).get("synth_vqa"):  # its images are rendered from their ids
+        opts.setdefault("image_prefix", "synth-vqa")
     limit, offset = spec.get("limit"), spec.get("offset", 0)
     on_bad = spec.get("on_bad_record", "error")
     examples, skipped = [], []
@@ -129,7 +136,8 @@ def load_examples(benchmark: str, spec: dict) -> LoadResult:
             offset -= 1
         elif ex is not None:  # None: the record is outside the selection (e.g. another split)
             examples.append(ex)
-    origin = source.get("path") or str(source.get("hub") or {"synth": source.get("synth")})
+    generated = {k: source[k] for k in ("synth", "synth_vqa") if k in source}
+    origin = source.get("path") or str(source.get("hub") or generated)
     return LoadResult(examples, len(skipped), skipped, origin)
 
 

@@ -10,7 +10,8 @@ from lmem.records import Example
 def convert(record: dict, loc: str, opts: dict) -> Example:
     answers = [require(record, "answer", loc, str)] + list(record.get("answer_aliases") or [])
     paras = require(record, "paragraphs", loc, list)
-    paragraphs = [(require(p, "title", loc, str), split_sentences(require(p, "paragraph_text", loc, str))) for p in paras]
+    paragraphs = [(require(p, "title", loc, str), split_sentences(require(p, "paragraph_text", loc, str)))
+                  for p in paras]
     supporting = {i for i, p in enumerate(paras) if p.get("is_supporting")}
     mode = opts.get("gold", "paragraph")
     pool = sentence_pool(paragraphs, lambda t, pi, si: pi in supporting)

@@ -36,7 +36,8 @@ _REAL_CITIES = ["Amsterdam", "Athens", "Austin", "Beijing", "Berlin", "Boston", 
 
 
 def _word(rng: random.Random, syllables: int) -> str:
-    return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(syllables)).capitalize()
+    syllable = (rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(syllables))
+    return "".join(syllable).capitalize()
 
 
 @dataclass

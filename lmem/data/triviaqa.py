@@ -1,5 +1,5 @@
-"""TriviaQA: the hub `rc` schema (answer{value, aliases}, entity_pages{wiki_context[]}, search_results{search_context[]})
-or the open schema (id, question, answers[]) with no evidence (closed-book only)."""
+"""TriviaQA: the hub `rc` schema (answer{value, aliases}, entity_pages{wiki_context[]},
+search_results{search_context[]}) or the open schema (id, question, answers[]) with no evidence (closed-book only)."""
 
 from lmem.data import contains_answer, register_loader, require, sentence_pool
 from lmem.data.sentences import split_sentences

@@ -1,8 +1,10 @@
 """WebQA. Official release `WebQA_train_val.json` ({guid: {Q, A, Qcate, split, txt_posFacts, txt_negFacts,
 
 img_posFacts, img_negFacts}}): each text fact and each image (with title and caption) is one evidence item; image
-bytes stay in imgs.tsv and are referenced as `imgs.tsv:<image_id>`. Also the official val query TSV
-(Guid, Qcate, Q, A) that carries questions and answers only."""
+bytes stay in imgs.tsv and are referenced as `imgs.tsv:<image_id>` (option `image_prefix` names another image
+source, e.g. `synth-vqa`). Also the official val query TSV (Guid, Qcate, Q, A) that carries questions and answers
+only. An example's `metadata.modality` is `image` when its gold facts are images (WebQA's image questions), else
+`text`; the val TSVs say it in option `modality`."""
 
 import base64
 import io
@@ -32,6 +34,7 @@ def convert(record: dict, loc: str, opts: dict) -> Example | None:
     if split and record.get("split") not in (None, split):
         return None
     pool = []
+    prefix = opts.get("image_prefix", "imgs.tsv")
     for key, gold in (("txt_posFacts", True), ("txt_negFacts", False)):
         for f in record.get(key, []):
             pool.append(Evidence(id=f"t{f.get('snippet_id', len(pool))}", text=require(f, "fact", loc, str),
@@ -40,7 +43,7 @@ def convert(record: dict, loc: str, opts: dict) -> Example | None:
         for f in record.get(key, []):
             image_id = require(f, "image_id", loc)
             pool.append(Evidence(id=f"i{image_id}", text=f.get("caption", ""), kind="image",
-                                 title=f.get("title", ""), gold=gold, image=f"imgs.tsv:{image_id}"))
+                                 title=f.get("title", ""), gold=gold, image=f"{prefix}:{image_id}"))
     qid = record.get("Guid") or record.get("_key") or require(record, "Guid", loc)
     return Example(
         id=str(qid),
@@ -48,7 +51,8 @@ def convert(record: dict, loc: str, opts: dict) -> Example | None:
         question=require(record, "Q", loc, str).strip().strip('"'),
         answers=_answers(require(record, "A", loc), loc),
         pool=pool,
-        metadata={"qcate": record.get("Qcate"), "keywords": record.get("Keywords_A")},
+        metadata={"qcate": record.get("Qcate"), "keywords": record.get("Keywords_A"),
+                  "modality": opts.get("modality") or ("image" if record.get("img_posFacts") else "text")},
     )
 
 

@@ -2,7 +2,7 @@ import json
 import os
 import shlex
 
-from lmem.config import runs, validate_config
+from lmem.config import method_spec, runs, validate_config
 
 validate_config(config, "snakemake config")
 OUT = f"{config['results_dir']}/{config['name']}"
@@ -15,6 +15,7 @@ wildcard_constraints:
     k=r"\d+|all",
     compressor=r"[A-Za-z0-9_]+",
     projector=r"[A-Za-z0-9_]+",
+    vision=r"[A-Za-z0-9_]+",
     stage=r"best|init",
 
 
@@ -26,7 +27,7 @@ def spec_arg(obj):
 def latent_paths(method, benchmark):
     """Folders of what a method's run reads besides the data: a trained compressor's checkpoint and latent index,
     or a trained xRAG projector (else {})."""
-    spec = config["methods"][method]
+    spec = method_spec(config, method, benchmark)
     if "projector" in spec:
         return {"projector_dir": f"{OUT}/projectors/{spec['projector']}"}
     if "compressor" not in spec:
@@ -41,6 +42,9 @@ def latent_paths(method, benchmark):
 def run_inputs(w):
     paths = latent_paths(w.method, w.benchmark)
     inputs = {"data": f"{OUT}/data/{w.benchmark}.jsonl", "models": f"{OUT}/models.json"}
+    vision = config["benchmarks"][w.benchmark].get("vision")
+    if vision:
+        inputs["vision"] = f"{OUT}/vision/{vision}/projector.safetensors"
     if "projector_dir" in paths:
         inputs["projector"] = f"{paths['projector_dir']}/projector.safetensors"
     elif paths:
@@ -49,10 +53,18 @@ def run_inputs(w):
     return inputs
 
 
+def vision_dir(name):
+    return f"{OUT}/vision/{name}" if name else None
+
+
 def run_spec(method, benchmark):
+    bench = config["benchmarks"][benchmark]
     return {
         "method": method,
-        "method_spec": {**config["methods"][method], **latent_paths(method, benchmark)},
+        "method_spec": {**method_spec(config, method, benchmark), **latent_paths(method, benchmark)},
+        # image benchmarks only (so text runs keep their params, and their outputs, when these are added)
+        **({"vision_dir": vision_dir(bench["vision"])} if bench.get("vision") else {}),
+        **({"images": bench["images"]} if bench.get("images") else {}),
         "generator": config["generator"],
         "prompt": config["prompt"],
         "retriever": config["retriever"],
@@ -61,8 +73,9 @@ def run_spec(method, benchmark):
 
 
 def train_spec(name):
+    c = config["compressors"][name]
     return {
-        "compressor": config["compressors"][name],
+        "compressor": {**c, **({"vision_dir": vision_dir(c["vision"])} if c.get("vision") else {})},
         "train": config["compressors"][name].get("train", {}),
         "train_data": config["compressors"][name]["train_data"],
         "val_data": config["compressors"][name]["val_data"],
@@ -84,9 +97,31 @@ def xrag_spec(name):
     }
 
 
+def index_spec(compressor, benchmark):
+    images = config["benchmarks"][benchmark].get("images")
+    return {**config["compressors"][compressor]["index"], **({"images": images} if images else {})}
+
+
+def vision_spec(name):
+    v = config["vision"][name]
+    return {**v, "generator": config["generator"], "prompt": config["prompt"], "seed": config["seed"]}
+
+
+def compressor_inputs(w):
+    """What training a compressor reads: the models, its official data files, and its vision module if any."""
+    inputs = {"models": f"{OUT}/models.json", "data": train_data_files(w)}
+    vision = config["compressors"][w.compressor].get("vision")
+    if vision:
+        inputs["vision"] = f"{OUT}/vision/{vision}/projector.safetensors"
+    return inputs
+
+
 def train_data_files(w):
-    """Official files a compressor or projector trains on (so a changed file retrains it)."""
-    c = config["compressors"][w.compressor] if "compressor" in w.keys() else config["projectors"][w.projector]
+    """Official files a compressor, projector or vision module trains on (so a changed file retrains it)."""
+    sections = {"compressor": "compressors", "projector": "projectors", "vision": "vision"}
+    key = next(k for k in sections if k in w.keys())
+    c = config[sections[key]][w[key]]
     specs = [s for key in ("train_data", "val_data") if key in c
              for s in (c[key] if isinstance(c[key], list) else [c[key]])]
-    return [s["source"]["path"] for s in specs if s.get("source", {}).get("path")]
+    # files not there yet are left to the stage, whose loader names the missing file (so a dry run still plans)
+    return [s["source"]["path"] for s in specs if s.get("source", {}).get("path") and os.path.exists(s["source"]["path"])]

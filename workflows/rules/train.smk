@@ -1,7 +1,6 @@
 rule train_compressor:
     input:
-        models=f"{OUT}/models.json",
-        data=train_data_files,
+        unpack(compressor_inputs),
     output:
         best=f"{OUT}/compressors/{{compressor}}/best/compressor.safetensors",
         init=f"{OUT}/compressors/{{compressor}}/init/compressor.safetensors",
@@ -39,3 +38,24 @@ rule train_xrag:
         "../../environment.yml"
     shell:
         "python -m lmem.xrag --spec {params.spec} --out {params.out_dir} --threads {threads} > {log} 2>&1"
+
+
+rule train_vision:
+    input:
+        models=f"{OUT}/models.json",
+        data=train_data_files,
+    output:
+        projector=f"{OUT}/vision/{{vision}}/projector.safetensors",
+        log_csv=f"{OUT}/vision/{{vision}}/train_log.csv",
+    params:
+        spec=lambda w: spec_arg(vision_spec(w.vision)),
+        out_dir=lambda w, output: os.path.dirname(output.projector),
+    threads: 2
+    log:
+        f"{OUT}/logs/train_vision/{{vision}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_vision/{{vision}}.tsv"
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m lmem.vision --spec {params.spec} --out {params.out_dir} --threads {threads} > {log} 2>&1"
