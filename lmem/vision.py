@@ -235,22 +235,31 @@ class VisionTrainer:
         pos = {e.id: i for i, e in enumerate(ex.pool)}
         return sorted(chosen, key=lambda e: pos[e.id])
 
+    def _step_prompts(self, step: int) -> tuple[list, list]:
+        """The step's training items and their prompts (gold image(s) plus distractors): a function of the step."""
+        rng = random.Random(f"{self.cfg.seed}-{step}")
+        items = [self.items[rng.randrange(len(self.items))] for _ in range(self.cfg.batch_size)]
+        prompts = [self.generator.encode_evidence(it.example.question, self._shown(it.example, it.positives, rng),
+                                                  self.prompt_cfg, None) for it in items]
+        return items, prompts
+
     def loss(self, step: int) -> torch.Tensor:
         from lmem.losses import answer_cross_entropy
 
-        rng = random.Random(f"{self.cfg.seed}-{step}")
-        items = [self.items[rng.randrange(len(self.items))] for _ in range(self.cfg.batch_size)]
-        prompts, vectors, targets = [], [], []
         gen = self.generator
-        for it in items:
-            prompt = gen.encode_evidence(it.example.question, self._shown(it.example, it.positives, rng),
-                                         self.prompt_cfg, None)
-            prompts.append(prompt)
-            vectors.append(gen.slot_vectors(prompt))
-            targets.append(gen.answer_ids(it.example.answers[0], self.cfg.max_answer_tokens))
-        n = max(map(len, targets))
-        logits, _ = gen.forced_logits(prompts, vectors, targets, n)
+        items, prompts = self._step_prompts(step)
+        vectors = [gen.slot_vectors(p) for p in prompts]
+        targets = [gen.answer_ids(it.example.answers[0], self.cfg.max_answer_tokens) for it in items]
+        logits, _ = gen.forced_logits(prompts, vectors, targets, max(map(len, targets)))
         return answer_cross_entropy(logits, targets)
+
+    def _replay_features(self, steps: int) -> None:
+        """On resume: compute the image features of the steps already done, in the same batches as the killed run
+        did (a convolution's last bits depend on its batch), so the resumed run ends with the same weights."""
+        with torch.no_grad():
+            for step in range(steps):
+                for p in self._step_prompts(step)[1]:
+                    self.vision.features([e for e in p.kept if e.kind == "image"])
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -286,6 +295,7 @@ class VisionTrainer:
             state = {"step": 0}
         else:
             self.vision.projector.load_state_dict(load_file(str(self.out / "last" / "projector.safetensors")))
+            self._replay_features(state["step"])
         self.vision.projector.train()
         for step in tqdm(range(state["step"], c.steps), desc="train vision", initial=state["step"], total=c.steps,
                          mininterval=5):
