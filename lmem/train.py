@@ -33,7 +33,7 @@ from lmem.data import load_examples
 from lmem.io import append_csv, atomic_path, sha256_file, sha256_json, write_json
 from lmem.losses import answer_cross_entropy, distillation_kl, multi_positive_infonce
 from lmem.metrics.qa import best_over_references, token_f1
-from lmem.prompts import EncodedPrompt, encode_latent
+from lmem.prompts import EncodedPrompt, LatentPrompt, encode_latent
 from lmem.records import Evidence, Example
 from lmem.stage import parse_spec, setup
 
@@ -204,6 +204,7 @@ class Trainer:
 
         self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, self.tcfg.warmup_steps, self.tcfg.steps)
         self.teacher = self._teacher_cache()
+        self._image_features_in_order(None)
 
     # -- teacher ---------------------------------------------------------------------------------------------
     def _teacher_prompt(self, item: TrainItem):
@@ -260,16 +261,22 @@ class Trainer:
             out.append(perm[pos])
         return out
 
-    def losses(self, idx: list[int], rng: random.Random) -> dict[str, torch.Tensor]:
-        c, t = self.compressor, self.tcfg
+    def _step_evidence(self, idx: list[int], rng: random.Random):
+        """A micro-batch's items, their sampled hard negatives, and its evidence (positives then negatives per
+        item) with each item's slots in it."""
         items = [self.items[i] for i in idx]
-        negs = [rng.sample(it.negatives, min(t.hard_negatives, len(it.negatives))) for it in items]
+        negs = [rng.sample(it.negatives, min(self.tcfg.hard_negatives, len(it.negatives))) for it in items]
         evidence: list[Evidence] = []
         slot: dict[tuple[int, str], int] = {}
         for b, (it, ng) in enumerate(zip(items, negs)):
             for e in it.positives + ng:
                 slot[(b, e.id)] = len(evidence)
                 evidence.append(e)
+        return items, negs, evidence, slot
+
+    def losses(self, idx: list[int], rng: random.Random) -> dict[str, torch.Tensor]:
+        c, t = self.compressor, self.tcfg
+        items, negs, evidence, slot = self._step_evidence(idx, rng)
         ev_ids, prefixes = c.evidence_inputs(evidence)
         latents = c.compress(ev_ids, prefixes)  # (E, T, H)
         out = {}
@@ -357,19 +364,49 @@ class Trainer:
         self.compressor.load_trainable(self.out / "last")
         return state
 
-    def _fit_latent_stats(self, n_items: int = 512) -> None:
-        """Latent statistics of the untrained compressor over the first training items' evidence (their pools in
-        order, up to n_items sentences), in eval mode: deterministic, and part of every checkpoint."""
+    def _stats_evidence(self, n_items: int = 512) -> list[Evidence]:
         evidence = []
         for it in self.items:
             evidence += it.example.pool
             if len(evidence) >= n_items:
                 break
+        return evidence[:n_items]
+
+    def _fit_latent_stats(self) -> None:
+        """Latent statistics of the untrained compressor over the first training items' evidence (their pools in
+        order, up to 512 items), in eval mode: deterministic, and part of every checkpoint."""
         self.compressor.eval()
         c = self.compressor
-        ids, prefixes = c.evidence_inputs(evidence[:n_items])
+        ids, prefixes = c.evidence_inputs(self._stats_evidence())
         c.fit_latent_stats(ids, prefixes=prefixes)
         self.compressor.train()
+
+    def _image_features_in_order(self, done_steps: int | None) -> None:
+        """Image evidence only: compute image features in the batches an uninterrupted run computes them (a
+        convolution's last bits depend on its batch), so that a resumed run ends with the same weights. done_steps
+        None (at construction): the teacher prompts' images, as if the teacher were computed here; a number (a
+        resume): the latent statistics' evidence and every finished step's and validation's evidence."""
+        from lmem.vlm import VLMGenerator
+
+        t = self.tcfg
+        if self.compressor.vision is None or isinstance(self.generator, VLMGenerator) or done_steps == 0:
+            return
+        with torch.no_grad():
+            if done_steps is None:
+                for it in self.items:
+                    prompt = self._teacher_prompt(it)
+                    if isinstance(prompt, LatentPrompt):
+                        self.generator.slot_vectors(prompt)
+                return
+            self.compressor.evidence_inputs(self._stats_evidence())
+            for step in range(done_steps):
+                for micro in range(t.grad_accum):
+                    rng = random.Random(f"{t.seed}-{step}-{micro}")
+                    self.compressor.evidence_inputs(self._step_evidence(self.batch(step * t.grad_accum + micro),
+                                                                        rng)[2])
+                if (step + 1) % t.eval_every == 0 or step + 1 == t.steps:
+                    for ex in self.val:
+                        self.compressor.evidence_inputs(ex.pool)
 
     # -- loop ------------------------------------------------------------------------------------------------
     def train(self, stop_after: int | None = None) -> dict:
@@ -381,6 +418,7 @@ class Trainer:
         else:  # restarted: the saved initial state, latent statistics included
             self.compressor.load_trainable(self.out / "init")
         state = self._resume()
+        self._image_features_in_order(state["step"])
         self.compressor.train()
         bar = tqdm(range(state["step"], t.steps), desc="train", initial=state["step"], total=t.steps, mininterval=5)
         for step in bar:

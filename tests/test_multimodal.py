@@ -245,3 +245,27 @@ def test_clip_image_retrieval(smollm2, tmp_path):
 def test_large_images_are_downscaled_when_configured():
     big = ImageResolver({"max_side": 64})("synth-vqa:circle-red-2-3")
     assert big.size == (64, 64) and ImageResolver()("synth-vqa:circle-red-2-3").size == (128, 128)
+
+
+def test_image_compressor_resumes_exactly(tiny_llama, base_config, vision_dir, tmp_path):
+    """Killed after step 3 (past a validation) and restarted: the same weights as an uninterrupted run; the
+    restarted process computes its image features afresh, in the batches the uninterrupted run used."""
+    from lmem.train import Trainer, load_split
+
+    s = {"compressor": {"model": tiny_llama, "lora_r": 4, "lora_alpha": 8, "vision_dir": str(vision_dir)},
+         "generator": dict(base_config["generator"], model=tiny_llama, max_new_tokens=4),
+         "prompt": dict(base_config["prompt"], format="fewshot"), "seed": 0,
+         "train": {"steps": 5, "batch_size": 3, "eval_every": 2, "save_every": 1, "val_questions": 2,
+                   "hard_negatives": 3, "distill_tokens": 3, "distill_topk": 8, "distill_negatives": 1,
+                   "warmup_steps": 1, "distill_target": "gold_answer", "w_answer": 1.0, "w_image": 1.0},
+         "train_data": vqa_spec("train"), "val_data": vqa_spec("dev")}
+
+    def run(out, stop_after=None):
+        return Trainer(s, out, load_split(s["train_data"], "train"), load_split(s["val_data"], "val")).train(stop_after)
+
+    run(tmp_path / "full")
+    run(tmp_path / "resumed", stop_after=3)
+    assert run(tmp_path / "resumed")["step"] == 5
+    a = load_file(str(tmp_path / "full/last/compressor.safetensors"))
+    b = load_file(str(tmp_path / "resumed/last/compressor.safetensors"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
