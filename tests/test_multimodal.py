@@ -153,16 +153,21 @@ def test_vision_projector_trains_and_resumes_exactly(tiny_llama, base_config, tm
     assert vision.tokens_per_image == 4 and not any(p.requires_grad for p in vision.projector.parameters())
 
 
+def image_train_spec(tiny_llama, base_config, vision_dir, **train):
+    """A compressor with the (untrained) vision module, trained on synth-vqa with the image losses on."""
+    return {"compressor": {"model": tiny_llama, "lora_r": 4, "lora_alpha": 8, "vision_dir": str(vision_dir)},
+            "generator": dict(base_config["generator"], model=tiny_llama, max_new_tokens=4),
+            "prompt": dict(base_config["prompt"], format="fewshot"), "seed": 0,
+            "train": {"eval_every": 2, "val_questions": 2, "distill_tokens": 3, "distill_topk": 8,
+                      "distill_negatives": 1, "warmup_steps": 1, "distill_target": "gold_answer", "w_answer": 1.0,
+                      "w_image": 1.0, **train},
+            "train_data": vqa_spec("train"), "val_data": vqa_spec("dev")}
+
+
 def test_compressor_trains_on_images_with_image_regression(tiny_llama, base_config, vision_dir, tmp_path):
     from lmem.train import Trainer, load_split
 
-    s = {"compressor": {"model": tiny_llama, "lora_r": 4, "lora_alpha": 8, "vision_dir": str(vision_dir)},
-         "generator": dict(base_config["generator"], model=tiny_llama, max_new_tokens=4),
-         "prompt": dict(base_config["prompt"], format="fewshot"), "seed": 0,
-         "train": {"steps": 2, "batch_size": 2, "eval_every": 2, "save_every": 2, "val_questions": 2,
-                   "hard_negatives": 2, "distill_tokens": 3, "distill_topk": 8, "distill_negatives": 1,
-                   "warmup_steps": 1, "distill_target": "gold_answer", "w_answer": 1.0, "w_image": 1.0},
-         "train_data": vqa_spec("train"), "val_data": vqa_spec("dev")}
+    s = image_train_spec(tiny_llama, base_config, vision_dir, steps=2, batch_size=2, save_every=2, hard_negatives=2)
     trainer = Trainer(s, tmp_path, load_split(s["train_data"], "train"), load_split(s["val_data"], "val"))
     assert trainer.teacher["indices"].shape[:2] == (24, 3)
     trainer.train()
@@ -252,13 +257,7 @@ def test_image_compressor_resumes_exactly(tiny_llama, base_config, vision_dir, t
     restarted process computes its image features afresh, in the batches the uninterrupted run used."""
     from lmem.train import Trainer, load_split
 
-    s = {"compressor": {"model": tiny_llama, "lora_r": 4, "lora_alpha": 8, "vision_dir": str(vision_dir)},
-         "generator": dict(base_config["generator"], model=tiny_llama, max_new_tokens=4),
-         "prompt": dict(base_config["prompt"], format="fewshot"), "seed": 0,
-         "train": {"steps": 5, "batch_size": 3, "eval_every": 2, "save_every": 1, "val_questions": 2,
-                   "hard_negatives": 3, "distill_tokens": 3, "distill_topk": 8, "distill_negatives": 1,
-                   "warmup_steps": 1, "distill_target": "gold_answer", "w_answer": 1.0, "w_image": 1.0},
-         "train_data": vqa_spec("train"), "val_data": vqa_spec("dev")}
+    s = image_train_spec(tiny_llama, base_config, vision_dir, steps=5, batch_size=3, save_every=1, hard_negatives=3)
 
     def run(out, stop_after=None):
         return Trainer(s, out, load_split(s["train_data"], "train"), load_split(s["val_data"], "val")).train(stop_after)
