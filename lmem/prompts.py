@@ -159,16 +159,15 @@ def evidence_context(e: Evidence) -> str:
     return LATENT_SLOT + (f" {e.search_text}" if e.search_text else "")
 
 
-def encode_with_images(tokenizer, question: str, ranked: list[Evidence], prompt_cfg: dict, max_tokens: int,
-                       image_tokens: int, doc_position: dict[str, int] | None = None) -> LatentPrompt:
-    """Like encode_with_evidence, for evidence that holds images: each image is a slot of `image_tokens` positions
-    (filled with the composed VLM's visual tokens by the generator); lowest-ranked items are dropped first while the
-    prompt is longer than `max_tokens`."""
+def fit_evidence(ranked: list[Evidence], question: str, max_tokens: int, encode,
+                 doc_position: dict[str, int] | None = None):
+    """`encode(shown)` of the ranked evidence (best first; shown in document order when `doc_position` is given),
+    dropping the lowest-ranked item while the prompt is longer than `max_tokens`; the prompt's `kept` and
+    `n_dropped` are set. An error when the question alone is too long."""
     keep = list(ranked)
     while True:
         shown = sorted(keep, key=lambda e: doc_position[e.id]) if doc_position is not None else keep
-        sizes = [image_tokens for e in shown if e.kind == "image"]
-        enc = encode_slots(tokenizer, question, [evidence_context(e) for e in shown], sizes, prompt_cfg)
+        enc = encode(shown)
         if enc.tokens_full <= max_tokens or not keep:
             if enc.tokens_full > max_tokens:
                 raise InputError(f"the question alone takes {enc.tokens_full} tokens, over max_input_tokens="
@@ -176,3 +175,15 @@ def encode_with_images(tokenizer, question: str, ranked: list[Evidence], prompt_
             enc.kept, enc.n_dropped = shown, len(ranked) - len(keep)
             return enc
         keep = keep[:-1]
+
+
+def encode_with_images(tokenizer, question: str, ranked: list[Evidence], prompt_cfg: dict, max_tokens: int,
+                       image_tokens: int, doc_position: dict[str, int] | None = None) -> LatentPrompt:
+    """Like encode_with_evidence, for evidence that holds images: each image is a slot of `image_tokens` positions
+    (filled with the composed VLM's visual tokens by the generator); lowest-ranked items are dropped first while the
+    prompt is longer than `max_tokens`."""
+    def encode(shown: list[Evidence]) -> LatentPrompt:
+        sizes = [image_tokens for e in shown if e.kind == "image"]
+        return encode_slots(tokenizer, question, [evidence_context(e) for e in shown], sizes, prompt_cfg)
+
+    return fit_evidence(ranked, question, max_tokens, encode, doc_position)

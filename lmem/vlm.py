@@ -22,7 +22,7 @@ from lmem.generator import DTYPES, Generator
 from lmem.images import ImageResolver
 from lmem.io import InputError
 from lmem.models import resolve
-from lmem.prompts import LatentPrompt
+from lmem.prompts import LatentPrompt, fit_evidence
 from lmem.records import Evidence
 
 
@@ -99,17 +99,9 @@ class VLMGenerator(Generator):
                         doc_position: dict[str, int] | None = None) -> VLMPrompt:
         """The prompt for raw evidence (best first, shown in document order when `doc_position` is given); the
         lowest-ranked items are dropped first while it is longer than max_input_tokens."""
-        keep = list(ranked)
-        while True:
-            shown = sorted(keep, key=lambda e: doc_position[e.id]) if doc_position is not None else keep
-            prompt = self.encode(question, shown, prompt_cfg, lambda e: self.resolve_image(e.image))
-            if prompt.tokens_full <= self.max_input_tokens or not keep:
-                if prompt.tokens_full > self.max_input_tokens:
-                    raise InputError(f"the question alone takes {prompt.tokens_full} tokens, over max_input_tokens="
-                                     f"{self.max_input_tokens}: {question[:80]!r}...")
-                prompt.kept, prompt.n_dropped = shown, len(ranked) - len(keep)
-                return prompt
-            keep = keep[:-1]
+        return fit_evidence(ranked, question, self.max_input_tokens,
+                            lambda shown: self.encode(question, shown, prompt_cfg,
+                                                      lambda e: self.resolve_image(e.image)), doc_position)
 
     # -- prompts ---------------------------------------------------------------------------------------------
     def _messages(self, question: str, evidence: list[Evidence], prompt_cfg: dict) -> list[dict]:
