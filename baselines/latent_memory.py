@@ -2,12 +2,14 @@
 embedding retrieves the top-k latents, which enter the generator prompt as `Latent context i: <latent>`.
 
 Config: `compressor` (a name under `compressors`), `checkpoint` (best | init: the untrained compressor),
-`retrieval` (pool: each question's own pool | global: the whole benchmark's evidence through FAISS). The DAG adds
-the checkpoint and index folders to the spec."""
+`retrieval` (pool: each question's own pool | global: the whole benchmark's evidence through FAISS), `memory`
+(own | shuffled: the shuffled-memory control, each question answered from the latents another question
+retrieves, a seeded derangement; its retrieved ids are that question's, never gold). The DAG adds the checkpoint
+and index folders to the spec."""
 
 from dataclasses import replace
 
-from lmem.baselines import Baseline, make_prediction
+from lmem.baselines import Baseline, make_prediction, memory_of
 from lmem.compressor import checkpoint_tag, load_compressor
 from lmem.index import LatentIndex
 from lmem.latent_memory import answer, pool_retriever
@@ -28,7 +30,7 @@ class LatentMemory(Baseline):
             retrieve = pool_retriever(compressor, examples, [index.latents[r] for r in rows],
                                       [index.embeddings[r] for r in rows])
         answers, retrieved, prompts = answer(compressor, generator, examples, retrieve, k, self.config["prompt"],
-                                             desc=f"{self.label} k={k}")
+                                             desc=f"{self.label} k={k}", memory_of=memory_of(self, examples))
         self.bytes_per_item = float(index.latents.shape[1] * index.latents.shape[2] * 2)
         return [make_prediction(ex, self.label, k, a, [e.id for e in ev], p)
                 for ex, a, ev, p in zip(examples, answers, retrieved, prompts)]

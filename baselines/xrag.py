@@ -8,9 +8,9 @@ GPU profiles can select the released model instead: `released: true` with the me
 `Hannibal046/xrag-7b` (its projector is read from that checkpoint) and `retriever: Salesforce/SFR-Embedding-Mistral`
 (last-token pooling, raw embeddings into the projector, cosine ranking, the retriever's query instruction in
 `query_instruction`). The harness's prompt template is used, not the authors' own, so every method's token columns
-count the same template."""
+count the same template. `memory: shuffled` is the shuffled-memory control (see baselines/latent_memory.py)."""
 
-from lmem.baselines import Baseline, make_prediction
+from lmem.baselines import Baseline, foreign, make_prediction, memory_of
 from lmem.encoders import DenseEncoder
 from lmem.io import sha256_file
 from lmem.prompts import encode_latent
@@ -35,12 +35,17 @@ class Xrag(Baseline):
             self.models = {"retriever": encoder.resolved.tag, "projector": "xrag@" + sha256_file(
                 f"{self.spec['projector_dir']}/projector.safetensors")[:12]}
         prompts, vectors, retrieved = [], [], []
+        ranked = encoder.rank_pools(examples, k)
+        partner = memory_of(self, examples) or list(range(len(examples)))
         with torch.no_grad():
-            for ex, (best, emb) in zip(examples, encoder.rank_pools(examples, k)):
+            for i, ex in enumerate(examples):
+                j = partner[i]  # i itself, or the shuffled-memory control's partner
+                best, emb = ranked[j]
                 prompt = encode_latent(generator.tokenizer, ex.question, len(best), self.config["prompt"])
                 prompts.append(prompt)
                 vectors.append(projector(emb[best].to(generator.model.device)))
-                retrieved.append([ex.pool[i] for i in best])
+                evidence = [examples[j].pool[b] for b in best]
+                retrieved.append(evidence if j == i else foreign(examples[j], evidence))
         answers = generator.generate_latent(prompts, vectors, desc=f"{self.label} k={k}")
         self.bytes_per_item = float(projector.meta["d_in"] * 4)  # the stored retriever embedding (float32)
         return [make_prediction(ex, self.label, k, a, [e.id for e in ev], p)

@@ -77,6 +77,37 @@ def make_prediction(ex: Example, method: str, k: int | None, answer: str, retrie
     )
 
 
+def shuffled_partners(n: int, seed: int) -> list[int]:
+    """The shuffled-memory control's pairing: partner[i] != i, a seeded derangement (one cycle through a seeded
+    permutation), so every question gets another question's memory and every memory is used once."""
+    if n < 2:
+        raise InputError("the shuffled-memory control needs at least 2 questions (each gets another one's memory)")
+    import random
+
+    perm = list(range(n))
+    random.Random(seed).shuffle(perm)
+    partner = [0] * n
+    for j, i in enumerate(perm):
+        partner[i] = perm[(j + 1) % n]
+    return partner
+
+
+def foreign(ex: Example, evidence: list[Evidence]) -> list[Evidence]:
+    """Another question's evidence as this question would see it: ids prefixed with its question id, never gold."""
+    from dataclasses import replace
+
+    return [replace(e, id=f"{ex.id}/{e.id}", gold=False) for e in evidence]
+
+
+def memory_of(method: Baseline, examples: list[Example]) -> list[int] | None:
+    """Whose memory each question reads: None for its own (`memory: own`, the default), else the shuffled-memory
+    control's partners (`memory: shuffled`), seeded by the run's seed."""
+    mode = method.spec.get("memory", "own")
+    if mode not in ("own", "shuffled"):
+        raise InputError(f"method {method.label}: memory must be own or shuffled, got {mode!r}")
+    return shuffled_partners(len(examples), method.config.get("seed", 0)) if mode == "shuffled" else None
+
+
 def top_k(scores, k: int) -> list[int]:
     """Indices of the k best scores; ties go to the earlier item, so retrieval is deterministic."""
     return sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))[:k]

@@ -1,8 +1,8 @@
 """The Latent Memory compressor (METHOD.md section 2).
 
-One frozen causal LM with four LoRA adapters (peft): `compress` turns an evidence item into a latent, `query`
-encodes questions for retrieval, `decode` reconstructs evidence from its latent, `query_decode` (optional)
-reconstructs the question. T learned `[MEM]` input vectors are appended after the item's tokens; the latent is the
+One frozen causal LM with three LoRA adapters (peft): `compress` turns an evidence item into a latent, `query`
+encodes questions for retrieval, `decode` reconstructs evidence from its latent. (The paper's optional
+`query_decode`, reconstruction of the question, is not built: nothing here trains it.) T learned `[MEM]` input vectors are appended after the item's tokens; the latent is the
 last layer's hidden state at those T positions. Items are left-padded and given explicit position ids (0..n-1 for
 the tokens, n..n+T-1 for `[MEM]`), so a latent does not depend on what else is in its batch.
 """
@@ -15,8 +15,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-
-ADAPTERS = ("compress", "query", "decode", "query_decode")
 
 
 @dataclass
@@ -32,7 +30,6 @@ class CompressorConfig:
     lora_dropout: float = 0.05
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     decoder_extra_targets: list[str] = field(default_factory=lambda: ["gate_proj", "up_proj"])
-    query_decode: bool = False
     max_evidence_tokens: int = 64
     max_query_tokens: int = 64
     generator_hidden: int = 576  # size of the generator's input embeddings (set from the generator)
@@ -96,8 +93,6 @@ class Compressor(nn.Module):
         self.peft = get_peft_model(base_model, enc, adapter_name="compress")
         self.peft.add_adapter("query", enc)
         self.peft.add_adapter("decode", dec)
-        if cfg.query_decode:
-            self.peft.add_adapter("query_decode", dec)
         for name, p in self.peft.named_parameters():
             if "lora_" in name:
                 p.data = p.data.float()
@@ -247,30 +242,55 @@ class Compressor(nn.Module):
         return self.projection(self.standardized(latents))
 
     # -- reconstruction ------------------------------------------------------------------------------------
-    def reconstruction_loss(self, latents: torch.Tensor, token_ids: list[list[int]], adapter: str = "decode"):
-        """Cross-entropy of the `decode` adapter reading [latent | BOS | x_1..x_{n-1}] and predicting x_1..x_n."""
-        self.use(adapter)
-        T = latents.shape[1]
+    def _bos(self) -> int:
         bos = self.tokenizer.bos_token_id
-        if bos is None:
-            bos = self.tokenizer.eos_token_id
-        width = max(len(t) for t in token_ids)
-        B = len(token_ids)
-        inp = torch.full((B, width), bos, dtype=torch.long, device=self.device)  # BOS then x_1..x_{n-1}
+        return self.tokenizer.eos_token_id if bos is None else bos
+
+    def reconstruction_inputs(self, latents: torch.Tensor, token_ids: list[list[int]]):
+        """(input embeddings, attention mask, labels) of the reconstruction loss, right padded.
+
+        The input is [latent_1..latent_T | BOS | x_1..x_{n-1}] and the label at each position is the token that
+        position predicts: BOS (position T) predicts x_1, x_j (position T + j) predicts x_{j+1}; the latent
+        positions and the padding carry -100. So `logits[:, p]` is scored against `labels[:, p]`, with no
+        further shift."""
+        T, B = latents.shape[1], len(token_ids)
+        width = max(max(len(t) for t in token_ids), 1)
+        inp = torch.full((B, width), self._bos(), dtype=torch.long, device=self.device)  # BOS then x_1..x_{n-1}
         labels = torch.full((B, T + width), -100, dtype=torch.long, device=self.device)
         mask = torch.zeros((B, T + width), dtype=torch.long, device=self.device)
-        for i, seq in enumerate(token_ids):  # right padding: positions are the same for every row
+        for i, seq in enumerate(token_ids):
             n = len(seq)
             if n > 1:
                 inp[i, 1:n] = torch.tensor(seq[:-1], device=self.device)
-            labels[i, T:T + n] = torch.tensor(seq, device=self.device)
+            if n:
+                labels[i, T:T + n] = torch.tensor(seq, device=self.device)
             mask[i, :T + max(n, 1)] = 1
         tok_embeds = self.lm.get_input_embeddings()(inp)
-        embeds = torch.cat([latents.to(tok_embeds.dtype), tok_embeds], dim=1)
+        return torch.cat([latents.to(tok_embeds.dtype), tok_embeds], dim=1), mask, labels
+
+    def reconstruction_loss(self, latents: torch.Tensor, token_ids: list[list[int]]) -> torch.Tensor:
+        """Cross-entropy (nats per token) of the `decode` adapter reading [latent | BOS | x_1..x_{n-1}] and
+        predicting x_1..x_n (METHOD.md section 3); see `reconstruction_inputs` for the alignment."""
+        self.use("decode")
+        embeds, mask, labels = self.reconstruction_inputs(latents, token_ids)
         logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits
-        # logits at position j predict the label at j + 1
-        return nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                                           labels[:, 1:].reshape(-1), ignore_index=-100)
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                           ignore_index=-100)
+
+    @torch.no_grad()
+    def reconstruct(self, latents: torch.Tensor, max_tokens: int) -> list[list[int]]:
+        """Greedy decoding of the `decode` adapter from latents (B, T, H): what the latents let it rebuild, up to
+        `max_tokens` tokens each (no stop token: the caller compares prefixes)."""
+        self.use("decode")
+        emb = self.lm.get_input_embeddings()
+        bos = torch.full((latents.shape[0], 1), self._bos(), dtype=torch.long, device=self.device)
+        embeds = torch.cat([latents.to(emb.weight.dtype), emb(bos)], dim=1)
+        out = []
+        for _ in range(max_tokens):  # the prompts are short: recomputing them beats managing a cache here
+            nxt = self.lm(inputs_embeds=embeds).logits[:, -1].argmax(-1)
+            out.append(nxt)
+            embeds = torch.cat([embeds, emb(nxt[:, None])], dim=1)
+        return torch.stack(out, 1).tolist()
 
     # -- persistence ---------------------------------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from lmem.baselines import top_k
+from lmem.baselines import foreign, top_k
 from lmem.prompts import LatentPrompt, encode_latent
 from lmem.records import Evidence, Example
 
@@ -50,15 +50,21 @@ def pool_retriever(compressor, examples: list[Example], latents: list[torch.Tens
 
 @torch.no_grad()
 def answer(compressor, generator, examples: list[Example], retrieve, k: int, prompt_cfg: dict,
-           desc: str = "latent_memory") -> tuple[list[str], list[list[Evidence]], list[LatentPrompt]]:
+           desc: str = "latent_memory", memory_of: list[int] | None = None
+           ) -> tuple[list[str], list[list[Evidence]], list[LatentPrompt]]:
     """Answer each example from its top-k latents; `retrieve(i, query_embedding, k)` returns the retrieved
     evidence (rank order) and their latents (k, T, H). Returns answers, retrieved evidence and the prompts
-    (with their token counts)."""
+    (with their token counts). `memory_of[i] = j` (the shuffled-memory control): question i is answered from
+    what question j retrieves, so the answers show what the generator says from a trained memory that does not
+    hold the evidence."""
     queries = embed_questions(compressor, [ex.question for ex in examples])
     prompts, projected, retrieved = [], [], []
     T = compressor.cfg.num_mem_tokens
-    for i, (ex, q) in enumerate(zip(examples, queries)):
-        evidence, lat = retrieve(i, q, k)
+    for i, ex in enumerate(examples):
+        j = i if memory_of is None else memory_of[i]
+        evidence, lat = retrieve(j, queries[j], k)
+        if j != i:
+            evidence = foreign(examples[j], evidence)
         prompt = encode_latent(generator.tokenizer, ex.question, len(evidence), prompt_cfg, T)
         prompt.kept = evidence
         prompts.append(prompt)

@@ -24,18 +24,28 @@ def multi_positive_infonce(queries: torch.Tensor, candidates: torch.Tensor, posi
 
 def distillation_kl(student_logits: torch.Tensor, teacher_indices: torch.Tensor, teacher_logprobs: torch.Tensor,
                     mask: torch.Tensor) -> torch.Tensor:
-    """KL(student || teacher) over the teacher's top-k tokens at each teacher-forced answer position.
+    """Forward KL(teacher || student) at each teacher-forced answer position, averaged over the masked positions.
 
-    student_logits (B, N, V); teacher_indices / teacher_logprobs (B, N, K) are the teacher's top-k support (with
-    K = V this is the exact KL); both distributions are renormalised over that support. mask (B, N) marks real
-    answer positions.
+    This is what the reference code computes (`kl_div(student_log_probs, teacher_probs)`): the student's
+    log-softmax over the whole vocabulary, weighted by the teacher's probabilities. The teacher is stored as its
+    top-k tokens: teacher_indices / teacher_logprobs (B, N, K), log-probabilities over the full vocabulary (so
+    they sum to at most 1), with -1e4 where there is no entry. What the top-k leaves out is one tail bucket on
+    both sides: the teacher's remaining mass 1 - sum_k p_k against the student's mass outside the same k tokens.
+    So the value is the exact KL between the two distributions coarsened to (k tokens + tail), which is zero
+    only when they agree on those k tokens and the tail, and with K = V it is the exact full-vocabulary KL.
+    student_logits (B, N, V); mask (B, N) marks real answer positions.
     """
-    s = student_logits.float().log_softmax(-1).gather(-1, teacher_indices)
-    s = s - s.logsumexp(-1, keepdim=True)
-    t = teacher_logprobs.float() - teacher_logprobs.float().logsumexp(-1, keepdim=True)
-    kl = (s.exp() * (s - t)).sum(-1)
+    s_all = student_logits.float().log_softmax(-1)
+    s = s_all.gather(-1, teacher_indices.long())  # (B, N, K) student log-probs at the teacher's tokens
+    t = teacher_logprobs.float().clamp(min=-1e4)
+    p = t.exp()
+    head = (p * (t - s)).sum(-1)
+    p_tail = (1 - p.sum(-1)).clamp(min=0)
+    # log of the student's mass outside the k tokens; -inf (and no term) when the k tokens cover the vocabulary
+    s_tail = torch.log1p(-s.logsumexp(-1).exp().clamp(max=1 - 1e-7))
+    tail = torch.xlogy(p_tail, p_tail) - p_tail * s_tail
+    kl = head + torch.where(p_tail > 0, tail, torch.zeros_like(tail))
     return (kl * mask).sum() / mask.sum().clamp(min=1)
-
 
 
 def answer_cross_entropy(logits: torch.Tensor, targets: list[list[int]]) -> torch.Tensor:

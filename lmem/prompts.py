@@ -126,6 +126,11 @@ def encode_slots(tokenizer, question: str, contexts: list[str], slot_sizes: list
     pieces = text.split(LATENT_SLOT)
     if len(pieces) - 1 != len(slot_sizes):
         raise ValueError(f"{len(pieces) - 1} slots in the prompt but {len(slot_sizes)} slot sizes")
+    # A space before a slot would be a lone token of its own ("Latent context 1: " ends in one), a position the
+    # text prompt never has: in text, "Context 1: Ada" tokenizes as "Context", " 1", ":", " Ada", the space going
+    # with the word. So the slot takes the place of the space-led word, and the space is not sent.
+    q_in_last = q_start - (len(text) - len(pieces[-1]))  # the question's offset within the last piece
+    pieces = [p.rstrip(" ") if i < len(pieces) - 1 else p for i, p in enumerate(pieces)]
     add_special = not getattr(tokenizer, "chat_template", None)
     segments, offsets_first, offsets_last = [], None, None
     for i, piece in enumerate(pieces):
@@ -137,10 +142,9 @@ def encode_slots(tokenizer, question: str, contexts: list[str], slot_sizes: list
             offsets_last = enc["offset_mapping"]
     total = sum(map(len, segments)) + sum(slot_sizes)
     first = _token_at(offsets_first, turn_start)
-    last_start_char = len(text) - len(pieces[-1])
-    if contexts and q_start < last_start_char:
+    if contexts and q_in_last < 0:
         raise ValueError("the question holds a slot mark")
-    q_tok = total - len(segments[-1]) + _token_at(offsets_last, q_start - last_start_char)
+    q_tok = total - len(segments[-1]) + _token_at(offsets_last, q_in_last)
     return LatentPrompt(segments, list(slot_sizes), total, total - first, q_tok - first if contexts else 0)
 
 

@@ -21,6 +21,9 @@ from lmem.records import Prediction, ResultRow
 from lmem.stage import setup
 
 
+SUBSET_KEYS = ("modality", "type")  # question metadata whose values get rows of their own
+
+
 def bootstrap_ci(values: list[float], samples: int, seed: int) -> tuple[float, float]:
     """95% percentile bootstrap interval of the mean (same seed, same interval)."""
     if not values:
@@ -42,8 +45,8 @@ def git_commit() -> str:
 
 def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tuple[ResultRow | dict, list[dict]]:
     """The result row and per-question scores; for a skipped run, {benchmark, method, k, skipped} and []. When the
-    questions have several modalities (WebQA's image and text questions), the row is a dict whose `subsets` holds
-    one row per modality, benchmark `<name>[image]` / `<name>[text]`."""
+    questions have several modalities (WebQA's image and text questions) or types (bridge / comparison), the row is
+    a dict whose `subsets` holds one row per value, benchmark `<name>[image]`, `<name>[bridge]`, ..."""
     preds = [Prediction.from_dict(d) for d in read_jsonl(predictions_path)]
     run_meta = json.loads(Path(meta_path(predictions_path)).read_text())
     data_meta = json.loads(Path(meta_path(data_path)).read_text())
@@ -55,13 +58,17 @@ def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tup
     examples = {ex.id: ex for ex in read_examples(data_path)}
     pool_bytes = [len(e.text.encode()) for ex in examples.values() for e in ex.pool]
     result, per_q = _row(preds, preds[0].benchmark, run_meta, data_meta, pool_bytes, samples, seed)
-    modalities = sorted({p.metadata.get("modality") for p in preds} - {None})
-    if len(modalities) > 1:  # WebQA: image questions and text questions are also reported on their own
-        subsets = []
-        for m in modalities:
-            sub = [p for p in preds if p.metadata.get("modality") == m]
-            subsets.append(_row(sub, f"{preds[0].benchmark}[{m}]", run_meta, data_meta, pool_bytes, samples,
-                                seed)[0].to_dict())
+    subsets = []
+    # WebQA's image and text questions, and the question types (HotpotQA's bridge and comparison questions, 2Wiki's
+    # four), are also reported on their own, as `<benchmark>[<value>]`
+    for key in SUBSET_KEYS:
+        values = sorted({p.metadata.get(key) for p in preds} - {None})
+        if len(values) > 1:
+            for v in values:
+                sub = [p for p in preds if p.metadata.get(key) == v]
+                subsets.append(_row(sub, f"{preds[0].benchmark}[{v}]", run_meta, data_meta, pool_bytes, samples,
+                                    seed)[0].to_dict())
+    if subsets:
         result = {**result.to_dict(), "subsets": subsets}
     return result, per_q
 

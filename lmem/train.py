@@ -2,7 +2,8 @@
 
 L = w_recon * L_recon + w_contrast * L_contrast + w_distill * L_distill, AdamW with a cosine schedule, gradient
 accumulation, bf16 autocast where the hardware supports it, periodic validation (latent retrieval recall@k and
-latent-memory QA F1 on held-out questions), the best checkpoint kept by validation F1.
+latent-memory QA F1 on held-out questions), the best checkpoint kept by validation F1 (ties broken by recall, then
+the later step).
 
 Every step is a pure function of (seed, step): the batch comes from a seeded per-epoch permutation, negatives from a
 per-step RNG, dropout from a per-step torch seed. So a run killed at any point and restarted from its last
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import random
 import shutil
 import time
@@ -101,6 +101,28 @@ def training_items(examples: list[Example], max_positives: int) -> list[TrainIte
         if gold and ex.answers:
             items.append(TrainItem(ex, gold, [e for e in ex.pool if not e.gold]))
     return items
+
+
+def false_negatives(items: list[TrainItem], evidence: list[Evidence], positive: torch.Tensor) -> torch.Tensor:
+    """(Q, C) mask of the candidates that must not be negatives of a query: not its own positive slots, but
+    evidence whose text equals one of its positives' texts (a sentence gold for two questions of the batch, or the
+    same item drawn twice at an epoch's wrap)."""
+    out = torch.zeros_like(positive)
+    for b, it in enumerate(items):
+        texts = {e.text for e in it.positives}
+        for c, e in enumerate(evidence):
+            if e.text in texts and not positive[b, c]:
+                out[b, c] = True
+    return out
+
+
+def better(metrics: dict[str, float], best: dict | None) -> bool:
+    """Is this validation better than the best so far? By F1, ties broken by recall, then the later step wins
+    (a tie at F1 0.0 early in training says nothing; the later step has trained longer)."""
+    if best is None:
+        return True
+    key = (round(metrics["val_f1"], 6), round(metrics["val_recall"], 6))
+    return key >= (round(best["val_f1"], 6), round(best["val_recall"], 6))
 
 
 def autocast_context(mode: str):
@@ -291,6 +313,7 @@ class Trainer:
                 for e in ng:
                     allowed[b, slot[(b, e.id)]] = True
             allowed |= positive.any(0, keepdim=True)  # every positive in the batch is a candidate for every query
+            allowed &= ~false_negatives(items, evidence, positive)
             out["contrast"] = multi_positive_infonce(queries, cands, positive, allowed, t.temperature)
         if t.w_recon:
             rows = [slot[(b, e.id)] for b, it in enumerate(items) for e in it.positives]
@@ -341,7 +364,8 @@ class Trainer:
         from lmem.latent_memory import answer, compress_evidence, pool_retriever
 
         if not self.val:
-            return {"val_recall": float("nan"), "val_f1": float("nan")}
+            raise SystemExit("the compressor's val_data has no questions with evidence: validation (and the best "
+                             "checkpoint) needs some")
         self.compressor.eval()
         latents = [compress_evidence(self.compressor, ex.pool) for ex in self.val]
         answers, retrieved, _ = answer(self.compressor, self.generator, self.val,
@@ -360,7 +384,7 @@ class Trainer:
     def _resume(self) -> dict:
         state = load_resume_state(self.out / "last", self.optimizer, self.scheduler)
         if state is None:
-            return {"step": 0, "best_f1": -1.0, "best_step": None}
+            return {"step": 0, "best": None, "best_step": None}
         self.compressor.load_trainable(self.out / "last")
         return state
 
@@ -445,9 +469,8 @@ class Trainer:
                 metrics = self.validate()
                 append_csv(self.out / "val_log.csv", {"step": done, **metrics})
                 log.info("step %d: %s", done, metrics)
-                f1 = metrics["val_f1"] if not math.isnan(metrics["val_f1"]) else -metrics["val_recall"]
-                if f1 > state["best_f1"] or not (self.out / "best" / "compressor.safetensors").exists():
-                    state.update(best_f1=f1, best_step=done)
+                if better(metrics, state.get("best")) or not (self.out / "best/compressor.safetensors").exists():
+                    state.update(best={**metrics, "step": done}, best_step=done)
                     self._save_dir("best")
             if done % t.save_every == 0 or done == t.steps:
                 self._save_dir("last", dict(state))

@@ -105,3 +105,14 @@ def test_autocompressor_without_its_model_code_is_a_skip(base_config):
                                                  "generator": base_config["generator"]})
     with pytest.raises(baselines.MethodUnavailable, match="princeton-nlp/AutoCompressors"):
         method.run([example(POOL)], None, None)
+
+
+def test_shuffled_memory_partners_are_a_seeded_derangement():
+    from lmem.baselines import shuffled_partners
+
+    p = shuffled_partners(50, seed=0)
+    assert sorted(p) == list(range(50)) and all(j != i for i, j in enumerate(p))
+    assert p == shuffled_partners(50, seed=0) and p != shuffled_partners(50, seed=1)
+    assert shuffled_partners(2, seed=3) == [1, 0]
+    with pytest.raises(Exception, match="at least 2 questions"):
+        shuffled_partners(1, seed=0)

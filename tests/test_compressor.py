@@ -4,7 +4,7 @@ import torch
 
 from lmem.compressor import CompressorConfig, build_compressor, load_compressor
 from lmem.losses import distillation_kl, multi_positive_infonce
-from lmem.prompts import encode_latent
+from lmem.prompts import encode_latent, encode_text
 
 
 def test_latent_does_not_depend_on_its_batch(smollm2):
@@ -58,8 +58,8 @@ def test_infonce_and_kl_hand_cases():
     same = distillation_kl(logits, idx, logits.clone(), torch.ones(1, 1))
     assert abs(same.item()) < 1e-6
     other = distillation_kl(logits, idx, torch.log(torch.tensor([[[0.1, 0.2, 0.7]]])), torch.ones(1, 1))
-    p, t = torch.tensor([0.7, 0.2, 0.1]), torch.tensor([0.1, 0.2, 0.7])
-    torch.testing.assert_close(other, (p * (p / t).log()).sum())
+    s, t = torch.tensor([0.7, 0.2, 0.1]), torch.tensor([0.1, 0.2, 0.7])
+    torch.testing.assert_close(other, (t * (t / s).log()).sum())  # KL(teacher || student)
 
 
 def test_latent_prompt_counts_each_latent_as_one_position(smollm2, base_config):
@@ -70,7 +70,12 @@ def test_latent_prompt_counts_each_latent_as_one_position(smollm2, base_config):
     assert p3.n_slots == 3 and p3.tokens_full == sum(map(len, p3.segments)) + 3
     start = p3.tokens_full - p3.tokens_no_system
     text_before = tok.decode(p3.segments[0][start:])
-    assert text_before == "Latent context 1: "
+    assert text_before == "Latent context 1:"  # no lone space token before the latent
+    # the label's tokens before a slot are the text prompt's before its first context word
+    slots = encode_latent(tok, "Where is Ada?", 1, dict(cfg, latent_label=cfg["context_label"]))
+    text = encode_text(tok, "Where is Ada?", ["Ada lives in Pell."], cfg)
+    n = len(slots.segments[0])
+    assert text.input_ids[:n] == slots.segments[0] and tok.decode(text.input_ids[n:n + 1]) == " Ada"
     labels = sum(len(s) for s in p3.segments[1:-1]) + len(p3.segments[0]) - start
     newline = len(tok("\n", add_special_tokens=False)["input_ids"])
     assert p3.tokens_context == labels + 3 + newline  # label tokens + one position per latent + final newline

@@ -40,3 +40,34 @@ def test_records_are_hotpotqa_schema():
     _, rec = next(generate_records({"seed": 0, "split": "test"}))
     assert set(rec) == {"id", "question", "answer", "type", "level", "supporting_facts", "context"}
     assert set(rec["context"]) == {"title", "sentences"}
+
+
+def test_test_evidence_is_never_training_evidence():
+    """Each split has its own people and companies: no test pool shares a sentence or a named entity (a title, a
+    surname, a company stem) with any training or dev pool; only the city names (answers) are shared."""
+    train, dev, test = synth("train"), synth("dev"), synth("test")
+
+    def sentences(split):
+        return {e.text for ex in split for e in ex.pool}
+
+    def names(split):
+        return {w for ex in split for e in ex.pool for w in e.title.split()}
+
+    cities = {ex.answers[0] for ex in train + dev + test}
+    assert not sentences(test) & (sentences(train) | sentences(dev))
+    assert not sentences(dev) & sentences(train)
+    words = (names(train) | names(dev)) & names(test)
+    assert words <= {"Instruments", "Logistics", "Textiles", "Foundry", "Press", "Optics", "Brewery", "Shipyards",
+                     "Pharmacy", "Aerials"} - cities, words  # only the industry suffixes of company names
+
+
+def test_question_mix_follows_the_config():
+    """bridge_fraction sets the mix (default 0.8, HotpotQA's ~4:1), in every split, also after a large train."""
+    for split, n in (("train", 60), ("test", 30)):
+        types = [ex.metadata["type"] for ex in synth(split)]
+        assert len(types) == n and 0.6 <= types.count("bridge") / n <= 0.95
+    big = load_examples("synth", {"loader": "hotpotqa", "source": {"synth": {
+        "seed": 0, "split": "test", "n_train": 2000, "n_dev": 200, "n_test": 200}}}).examples
+    assert 0.7 <= sum(ex.metadata["type"] == "bridge" for ex in big) / 200 <= 0.9
+    only = [ex.metadata["type"] for ex in synth("test", bridge_fraction=0.0)]
+    assert set(only) == {"comparison"}

@@ -61,6 +61,12 @@ def test_run_one_token_per_retrieved_item(tiny_llama, base_config, tmp_path):
     assert len(preds) == 3 and all(len(p.retrieved_ids) == 2 for p in preds)
     assert preds[0].tokens_context == expected.tokens_context and preds[0].tokens_full == expected.tokens_full
     assert method.bytes_per_item == 384 * 4
+    # the shuffled-memory control: each question reads what another question retrieved, with the same tokens
+    shuffled = baselines.get("xrag")({"k": [2], "projector_dir": str(tmp_path), "memory": "shuffled"},
+                                     dict(config, seed=0)).run(examples, generator, 2)
+    owners = [p.retrieved_ids[0].split("/")[0] for p in shuffled]
+    assert sorted(owners) == sorted(ex.id for ex in examples) and all(o != ex.id for o, ex in zip(owners, examples))
+    assert [p.tokens_full for p in shuffled] == [p.tokens_full for p in preds]  # each question's own prompt
 
 
 def test_released_xrag_checkpoint_path(smollm2, base_config, tmp_path):

@@ -4,7 +4,14 @@ People and organisations with invented names, living and based in real cities (o
 made-up city names too); each entity has a short paragraph (its title is the
 entity's name). Questions are HotpotQA-like: bridge (two hops through a relation) and comparison (two dates).
 Each pool holds the two supporting paragraphs plus distractor paragraphs about look-alike entities (same
-surname, same company stem, same city) and random others. Records are emitted in the HotpotQA hub schema and
+surname, same company stem, same city) and random others.
+
+Each split (train, dev, test) is drawn from a world of its own: people and companies, their surnames and company
+stems, are made for that split alone, so no test pool shares a sentence or a named entity with any training pool,
+and a trained memory cannot have seen the test evidence. Only the city names (the answers' vocabulary, as in a
+real benchmark) are shared. A split's world grows with its question count (`people_per_question`), so bridge
+questions (one per person or company) never run out; `bridge_fraction` sets the question mix (HotpotQA's is about
+4 bridge : 1 comparison, the default 0.8). Records are emitted in the HotpotQA hub schema and
 converted by the HotpotQA loader, so `synth` exercises exactly the code path of the real benchmark.
 """
 
@@ -84,32 +91,50 @@ class World:
         self._index = {p.name: p for p in self.people} | {o.name: o for o in self.orgs}
 
 
-def build_world(seed: int, n_people: int, n_orgs: int, n_cities: int, cities: str = "real") -> World:
-    """A seeded fictional world; look-alike names are built in (shared surnames, shared company stems)."""
+def pick_cities(seed: int, n_cities: int, cities: str = "real") -> list[str]:
+    """The world's city names (shared by every split): real one-token names, or invented ones."""
     rng = random.Random(seed)
     if cities == "real":
         if n_cities > len(_REAL_CITIES):
             raise ValueError(f"synth: n_cities={n_cities} but only {len(_REAL_CITIES)} real city names; "
                              "lower n_cities or use cities: invented")
-        names = rng.sample(_REAL_CITIES, n_cities)
-    elif cities == "invented":
-        names = []
-        while len(names) < n_cities:
-            c = _word(rng, rng.choice([1, 2])) + rng.choice(_CITY_SUFFIXES)
-            if c not in names:
-                names.append(c)
-    else:
+        return rng.sample(_REAL_CITIES, n_cities)
+    if cities != "invented":
         raise ValueError(f"synth: cities must be 'real' or 'invented', got {cities!r}")
-    cities = names
-    surnames = sorted({_word(rng, rng.choice([2, 3])) for _ in range(max(4, n_people // 3))})
+    names: list[str] = []
+    while len(names) < n_cities:
+        c = _word(rng, rng.choice([1, 2])) + rng.choice(_CITY_SUFFIXES)
+        if c not in names:
+            names.append(c)
+    return names
+
+
+def _fresh_words(rng: random.Random, n: int, syllables: list[int], taken: set[str]) -> list[str]:
+    """n new words, none in `taken` (which they join), sorted."""
+    out: set[str] = set()
+    while len(out) < n:
+        w = _word(rng, rng.choice(syllables))
+        if w not in taken and w not in out:
+            out.add(w)
+    taken |= out
+    return sorted(out)
+
+
+def build_world(seed, n_people: int, n_orgs: int, cities: list[str], taken: set[str] | None = None) -> World:
+    """A seeded fictional world; look-alike names are built in (shared surnames, shared company stems). Words in
+    `taken` (surnames, first names, company stems of other worlds) are never used, and this world's join them."""
+    rng = random.Random(seed)
+    taken = set() if taken is None else taken
+    surnames = _fresh_words(rng, max(4, n_people // 3), [2, 3], taken)
+    first_names = _fresh_words(rng, max(8, n_people // 2), [2], taken)
     people, seen = [], set()
     while len(people) < n_people:
-        name = f"{_word(rng, 2)} {rng.choice(surnames)}"  # ~3 people per surname: look-alikes
+        name = f"{rng.choice(first_names)} {rng.choice(surnames)}"  # ~3 people per surname: look-alikes
         if name in seen:
             continue
         seen.add(name)
         people.append(Person(name, rng.randint(1820, 1990), rng.choice(cities), rng.choice(_PROFESSIONS)))
-    stems = sorted({_word(rng, 2) for _ in range(max(2, n_orgs // 3))})
+    stems = _fresh_words(rng, max(2, n_orgs // 3), [2], taken)
     orgs, seen = [], set()
     while len(orgs) < n_orgs:
         suffix = rng.choice(sorted(_INDUSTRIES))
@@ -124,6 +149,21 @@ def build_world(seed: int, n_people: int, n_orgs: int, n_cities: int, cities: st
     return World(people, orgs, cities)
 
 
+def split_worlds(params: dict, sizes: dict[str, int]) -> dict[str, World]:
+    """One world per split, with disjoint names (train first, then dev, then test: a split's world does not change
+    when a later split's size does). Each holds at least `people_per_question` people per question of its split."""
+    seed = params.get("seed", 0)
+    cities = pick_cities(seed, params.get("n_cities", 40), params.get("cities", "real"))
+    per_q = params.get("people_per_question", 1.0)
+    taken: set[str] = set()
+    worlds = {}
+    for s in ("train", "dev", "test"):
+        n_people = max(params.get("n_people", 300), int(per_q * sizes[s] + 0.5))
+        n_orgs = max(params.get("n_orgs", 120), int(0.4 * n_people + 0.5))
+        worlds[s] = build_world(f"{seed}-{s}", n_people, n_orgs, cities, taken)
+    return worlds
+
+
 def _lookalikes(world: World, name: str) -> list[str]:
     if isinstance(world.entity(name), Person):
         last = name.split(" ", 1)[1]
@@ -132,12 +172,15 @@ def _lookalikes(world: World, name: str) -> list[str]:
     return [o.name for o in world.orgs if o.name != name and o.name.startswith(stem + " ")]
 
 
-def _question(world: World, rng: random.Random) -> tuple[str, str, str, list[tuple[str, int]]]:
+def _question(world: World, rng: random.Random, bridge_fraction: float) -> tuple[str, str, str, list[tuple[str, int]]]:
     """One question: (type, question, answer, supporting facts as (title, sentence id)).
 
     Comparison questions ask for an attribute of the winner, not the winner's name, so the answer never appears
     in the question and a closed-book guess cannot score by picking one of two names."""
-    kind = rng.choice(["bridge_employer_city", "bridge_founder_city", "compare_born", "compare_founded"])
+    if rng.random() < bridge_fraction:
+        kind = rng.choice(["bridge_employer_city", "bridge_founder_city"])
+    else:
+        kind = rng.choice(["compare_born", "compare_founded"])
     if kind == "bridge_employer_city":
         p = rng.choice(world.people)
         org = world.entity(p.employer)
@@ -150,13 +193,13 @@ def _question(world: World, rng: random.Random) -> tuple[str, str, str, list[tup
     if kind == "compare_born":
         a, b = rng.sample(world.people, 2)
         if a.born == b.born or a.city == b.city:
-            return _question(world, rng)
+            return _question(world, rng, bridge_fraction)
         older = a if a.born < b.born else b
         q = f"In which city was the older of {a.name} and {b.name} born?"
         return ("comparison", q, older.city, [(a.name, 1), (b.name, 1), (older.name, 2)])
     a, b = rng.sample(world.orgs, 2)
     if a.founded == b.founded or a.city == b.city:
-        return _question(world, rng)
+        return _question(world, rng, bridge_fraction)
     older = a if a.founded < b.founded else b
     q = f"In which city is the older company, {a.name} or {b.name}, headquartered?"
     return ("comparison", q, older.city, [(a.name, 1), (b.name, 1), (older.name, 2)])
@@ -165,44 +208,49 @@ def _question(world: World, rng: random.Random) -> tuple[str, str, str, list[tup
 def generate_records(params: dict) -> Iterator[tuple[str, dict]]:
     """Yield (location, HotpotQA-schema record) for the configured split of the synth benchmark."""
     seed = params.get("seed", 0)
-    world = build_world(seed, params.get("n_people", 300), params.get("n_orgs", 120), params.get("n_cities", 40),
-                        params.get("cities", "real"))
     sizes = {s: params.get(f"n_{s}", d) for s, d in (("train", 200), ("dev", 50), ("test", 100))}
     split = params.get("split", "test")
     if split not in sizes:
         raise ValueError(f"synth split must be one of {sorted(sizes)}, got {split!r}")
+    bridge_fraction = params.get("bridge_fraction", 0.8)
+    if not 0 <= bridge_fraction <= 1:
+        raise ValueError(f"synth bridge_fraction must be in [0, 1], got {bridge_fraction!r}")
+    world = split_worlds(params, sizes)[split]
     n_paragraphs = params.get("paragraphs_per_pool", 9)
-    rng = random.Random(seed + 1)
+    rng = random.Random(f"{seed}-{split}-questions")
     everyone = [p.name for p in world.people] + [o.name for o in world.orgs]
     seen: set[str] = set()
-    for s in ("train", "dev", "test"):  # generated in a fixed order so splits never share a question
-        made = 0
-        while made < sizes[s]:
-            qtype, question, answer, support = _question(world, rng)
-            if question in seen:
-                continue
-            seen.add(question)
-            made += 1
-            if s != split:
-                continue
-            pool_rng = random.Random(f"{seed}-{s}-{made}")  # pools draw apart from questions: splits stay fixed
-            gold_titles = list(dict.fromkeys(t for t, _ in support))
-            titles = list(gold_titles)
-            for t in gold_titles:
-                titles += pool_rng.sample(_lookalikes(world, t), min(2, len(_lookalikes(world, t))))
-            titles = list(dict.fromkeys(titles))
-            while len(titles) < n_paragraphs:
-                t = pool_rng.choice(everyone)
-                if t not in titles:
-                    titles.append(t)
-            pool_rng.shuffle(titles)
-            record = {
-                "id": f"synth-{seed}-{s}-{made:05d}",
-                "question": question,
-                "answer": answer,
-                "type": qtype,
-                "level": "synthetic",
-                "supporting_facts": {"title": [t for t, _ in support], "sent_id": [i for _, i in support]},
-                "context": {"title": titles, "sentences": [world.entity(t).paragraph() for t in titles]},
-            }
-            yield f"synth(seed={seed}, split={s}): question {made}", record
+    made, tries = 0, 0
+    while made < sizes[split]:
+        bridge = rng.random() < bridge_fraction  # the slot's type is drawn once: duplicates redraw within it
+        while True:
+            tries += 1
+            if tries > 50 * sizes[split] + 1000:
+                raise ValueError(f"synth(seed={seed}, split={split}): could not draw {sizes[split]} distinct "
+                                 f"questions from a world of {len(world.people)} people; raise people_per_question")
+            qtype, question, answer, support = _question(world, rng, 1.0 if bridge else 0.0)
+            if question not in seen:
+                break
+        seen.add(question)
+        made += 1
+        pool_rng = random.Random(f"{seed}-{split}-{made}")
+        gold_titles = list(dict.fromkeys(t for t, _ in support))
+        titles = list(gold_titles)
+        for t in gold_titles:
+            titles += pool_rng.sample(_lookalikes(world, t), min(2, len(_lookalikes(world, t))))
+        titles = list(dict.fromkeys(titles))
+        while len(titles) < n_paragraphs:
+            t = pool_rng.choice(everyone)
+            if t not in titles:
+                titles.append(t)
+        pool_rng.shuffle(titles)
+        record = {
+            "id": f"synth-{seed}-{split}-{made:05d}",
+            "question": question,
+            "answer": answer,
+            "type": qtype,
+            "level": "synthetic",
+            "supporting_facts": {"title": [t for t, _ in support], "sent_id": [i for _, i in support]},
+            "context": {"title": titles, "sentences": [world.entity(t).paragraph() for t in titles]},
+        }
+        yield f"synth(seed={seed}, split={split}): question {made}", record
