@@ -1,14 +1,15 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   install, then run the DAG on the embedded default (synth, offline) -> results/demo/
 #   make test   install, then run the test suite
-# CI (.ci/run) runs `make test` and then `make regress` (the ci profile, compared with its reference results).
+# CI (.ci/run) runs `make test`, then `make regress` (the ci profile, compared with its reference results), then
+# `make guard` (the same comparison must fail when Latent Memory's projection is zeroed).
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 SNAKEMAKE = $(PYTHON) -m snakemake --workflow-profile workflows/profiles/default
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: install demo ci regress test
+.PHONY: install demo ci regress guard test
 
 .install.stamp: pyproject.toml
 	$(PIP) install torch==2.13.0            # first, so the CPU build is used (not a multi-GB CUDA one)
@@ -27,6 +28,9 @@ ci: install
 
 regress: ci   # the ci profile's table against results/reference/ci/ (tolerances: config/ci.yaml `regress`)
 	$(PYTHON) -m lmem.regress results/ci/results.csv --config config/ci.yaml
+
+guard: regress   # the guard guards: Latent Memory with its projection zeroed must fail lmem regress
+	$(PYTHON) -m lmem.guard --config config/ci.yaml
 
 test: install
 	$(PYTHON) -m pytest

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import random
+from dataclasses import replace
 from typing import ClassVar
 
 from lmem.io import InputError
@@ -82,8 +84,6 @@ def shuffled_partners(n: int, seed: int) -> list[int]:
     permutation), so every question gets another question's memory and every memory is used once."""
     if n < 2:
         raise InputError("the shuffled-memory control needs at least 2 questions (each gets another one's memory)")
-    import random
-
     perm = list(range(n))
     random.Random(seed).shuffle(perm)
     partner = [0] * n
@@ -94,8 +94,6 @@ def shuffled_partners(n: int, seed: int) -> list[int]:
 
 def foreign(ex: Example, evidence: list[Evidence]) -> list[Evidence]:
     """Another question's evidence as this question would see it: ids prefixed with its question id, never gold."""
-    from dataclasses import replace
-
     return [replace(e, id=f"{ex.id}/{e.id}", gold=False) for e in evidence]
 
 
