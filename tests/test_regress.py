@@ -78,3 +78,21 @@ def test_unreadable_input_is_a_clear_error(tmp_path, capsys):
     assert "absent.csv: no such results table" in capsys.readouterr().err
     dup = perturbed(tmp_path, lambda df: pd.concat([df, df.iloc[[0]]]))
     assert run([dup, "--reference", str(REFERENCE)]) == 2
+
+
+def test_guard_zeroes_the_projection(tiny_llama, tmp_path):
+    """lmem.guard's checkpoint copy projects every latent to the zero vector; the rest of the compressor is kept."""
+    import torch
+
+    from lmem.compressor import CompressorConfig, build_compressor, load_compressor
+    from lmem.guard import zero_projection
+
+    comp = build_compressor(CompressorConfig(model=tiny_llama, lora_r=4, lora_alpha=8)).eval()
+    comp.save(tmp_path / "ckpt")
+    zero_projection(tmp_path / "ckpt", tmp_path / "zeroed")
+    zeroed = load_compressor(tmp_path / "zeroed")
+    ids = comp.tokenize(["Ada lives in Pell."], 16)
+    with torch.no_grad():
+        assert comp.project(comp.compress(ids)).abs().sum() > 0
+        assert zeroed.project(zeroed.compress(ids)).abs().sum() == 0
+        torch.testing.assert_close(zeroed.compress(ids), comp.compress(ids))
