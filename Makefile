@@ -1,15 +1,15 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   install, then run the DAG on the embedded default (synth, offline) -> results/demo/
 #   make test   install, then run the test suite
-# CI (.ci/run) runs `make test`, then `make regress` (the ci profile, compared with its reference results).
-# `make guard`: the same comparison must fail when Latent Memory's projection is zeroed (not in CI yet, README).
+# CI (.ci/run) runs `make test`, then `make guard` (the ci profile, compared with its reference results, and the
+# same comparison with Latent Memory's projection zeroed, which must fail).
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 SNAKEMAKE = $(PYTHON) -m snakemake --workflow-profile workflows/profiles/default
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: install demo ci regress guard test
+.PHONY: install demo demo-full ci regress guard test
 
 .install.stamp: pyproject.toml
 	$(PIP) install torch==2.13.0            # first, so the CPU build is used (not a multi-GB CUDA one)
@@ -22,6 +22,9 @@ install: .install.stamp
 
 demo: install
 	$(SNAKEMAKE) --configfile config/demo.yaml
+
+demo-full: install   # the demo plus full context, xRAG, cross-family, LLMLingua-2 and synth-vqa (README, "Profiles")
+	$(SNAKEMAKE) --configfile config/demo_full.yaml
 
 ci: install
 	$(SNAKEMAKE) --configfile config/ci.yaml

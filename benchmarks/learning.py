@@ -20,7 +20,7 @@ import torch
 
 from lmem.config import load_config
 from lmem.generator import Generator
-from lmem.metrics.qa import best_over_references, token_f1
+from lmem.metrics.qa import mean_f1
 from lmem.prompts import encode_text
 from lmem.train import Trainer, load_split
 
@@ -28,7 +28,7 @@ from lmem.train import Trainer, load_split
 def closed_book_f1(generator: Generator, examples, prompt_cfg: dict) -> float:
     prompts = [encode_text(generator.tokenizer, ex.question, [], prompt_cfg) for ex in examples]
     answers = generator.generate(prompts, desc="closed book")
-    return 100 * sum(best_over_references(token_f1, a, ex.answers) for a, ex in zip(answers, examples)) / len(examples)
+    return mean_f1(answers, [ex.answers for ex in examples])
 
 
 def parse_value(v: str):

@@ -2,10 +2,19 @@
 
 Prompts are sorted by length and batched with left padding, so padding is small and the same config always
 forms the same batches (deterministic on CPU).
+
+Decoding (`generator.prefix_cache`, default on): the prompt part every prompt of a call shares (chat template,
+system prompt, worked example) runs once into a KV cache, and each batch decodes greedily after it, laid out as
+[shared prefix][padding][rest of the prompt] with position ids that skip the padding, so every token sees exactly
+the positions and context it has in the plain path (`prefix_cache: false`: transformers' `generate` on the whole
+left-padded prompt), whose outputs tests compare against. `generator.stop` (strings; lm-evaluation-harness's
+`until`): a row stops at the first generated token whose text holds a stop string, and its answer is cut there,
+the same way for every method and both paths.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import torch
@@ -79,11 +88,86 @@ class Generator:
             flat.update(i if isinstance(i, list) else [i])
         return sorted(i for i in flat if i is not None)
 
+    @property
+    def stop_strings(self) -> list[str]:
+        return list(self.cfg.get("stop") or [])
+
+    def cut(self, text: str) -> str:
+        """`text` up to its first stop string (all of it without one)."""
+        ends = [i for i in (text.find(s) for s in self.stop_strings) if i >= 0]
+        return text[: min(ends)] if ends else text
+
     def _greedy(self, max_new_tokens: int | None = None, **inputs) -> torch.Tensor:
+        """The plain path: transformers' greedy `generate` on whole left-padded prompts."""
+        stop = {"stop_strings": self.stop_strings, "tokenizer": self.tokenizer} if self.stop_strings else {}
         return self.model.generate(**inputs, do_sample=False, num_beams=1,
                                    max_new_tokens=max_new_tokens or self.cfg["max_new_tokens"],
                                    pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self._stop_ids(),
-                                   temperature=None, top_p=None, top_k=None)
+                                   temperature=None, top_p=None, top_k=None, **stop)
+
+    @staticmethod
+    def shared_prefix(seqs: list[list[int]]) -> int:
+        """The length of the ids every sequence starts with, leaving each at least one id of its own."""
+        n = min(map(len, seqs)) - 1
+        first = seqs[0]
+        for seq in seqs[1:]:
+            i = 0
+            while i < n and seq[i] == first[i]:
+                i += 1
+            n = i
+        return max(n, 0)
+
+    def _after_prefix(self, embeds: torch.Tensor, mask: torch.Tensor, prefix: list[int], **kw):
+        """One forward pass of left-padded prompt suffixes (B x L x H input embeddings) after the cached `prefix`
+        ids, laid out as [prefix][padding][suffix], positions skipping the padding: (output, attention mask,
+        position ids of the suffix)."""
+        B, P, dev = embeds.shape[0], len(prefix), embeds.device
+        cache = None
+        if P:
+            cache = copy.deepcopy(self.prefix_cache(prefix))
+            cache.batch_repeat_interleave(B)
+        attn = torch.cat([torch.ones((B, P), dtype=mask.dtype, device=dev), mask], dim=1)
+        position = P + (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(inputs_embeds=embeds, attention_mask=attn, position_ids=position, cache=cache, **kw)
+        return out, attn, position
+
+    def _decode_after_prefix(self, embeds: torch.Tensor, mask: torch.Tensor, prefix: list[int],
+                             max_new_tokens: int | None = None, topk: int = 0):
+        """Greedy decoding of a left-padded batch of prompt suffixes (input embeddings, B x L x H) after the
+        cached `prefix` ids: (new ids (B, n) with padding after a row's stop, top-k (indices, log-probs) per step
+        or None). A row stops at an end token or at the first token that completes a stop string."""
+        B, dev = embeds.shape[0], embeds.device
+        out, attn, position = self._after_prefix(embeds, mask, prefix, logits_to_keep=1, use_cache=True)
+        stops = torch.tensor(self._stop_ids(), device=dev)
+        pad = self.tokenizer.pad_token_id
+        done = torch.zeros(B, dtype=torch.bool, device=dev)
+        new, tops = [], []
+        rows: list[list[int]] = [[] for _ in range(B)]
+        for step in range(max_new_tokens or self.cfg["max_new_tokens"]):
+            logits = out.logits[:, -1].float()
+            token = logits.argmax(-1)
+            if topk:
+                t = logits.log_softmax(-1).topk(min(topk, logits.shape[-1]), dim=-1)
+                tops.append((t.indices, t.values))
+            token = torch.where(done, torch.full_like(token, pad), token)
+            new.append(token)
+            done |= torch.isin(token, stops)
+            if self.stop_strings:
+                for r in range(B):
+                    if not done[r]:
+                        rows[r].append(int(token[r]))
+                        text = self.tokenizer.decode(rows[r])
+                        done[r] = any(s in text for s in self.stop_strings)
+            if bool(done.all()):
+                break
+            attn = torch.cat([attn, torch.ones((B, 1), dtype=attn.dtype, device=dev)], dim=1)
+            position = position[:, -1:] + 1
+            out = self.model(input_ids=token[:, None], attention_mask=attn, position_ids=position,
+                             cache=out.cache, use_cache=True)
+        ids = torch.stack(new, dim=1)
+        if not topk:
+            return ids, None
+        return ids, (torch.stack([i for i, _ in tops], 1), torch.stack([v for _, v in tops], 1))
 
     def _left_padded(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(map(len, seqs))
@@ -104,39 +188,49 @@ class Generator:
             mask[row, width - seq.shape[0]:] = 1
         return embeds, mask
 
+    @property
+    def cached(self) -> bool:
+        return bool(self.cfg.get("prefix_cache", True))
+
+    def _through_stop(self, seq: list[int]) -> int:
+        """How many of a row's new ids to keep: through its first end token (the padding after it dropped)."""
+        stops = self._stop_ids()
+        return next((j + 1 for j, tok in enumerate(seq) if tok in stops), len(seq))
+
     @torch.inference_mode()
     def generate_ids(self, prompts: list[EncodedPrompt], desc: str = "generate", max_new_tokens: int | None = None,
                      topk_logprobs: int = 0) -> list[list[int]] | tuple[list[list[int]], list[tuple]]:
-        """Greedy continuation ids for text prompts, in their order (batched by length, left padded). With
-        `topk_logprobs` K > 0, also return per prompt the (indices, log-probs) of the K most likely tokens at
-        each generated position, shape (n_new, K): the teacher's distributions for distillation."""
+        """Greedy continuation ids for text prompts, in their order (batched by length, left padded), each through
+        its end token. With `topk_logprobs` K > 0, also return per prompt the (indices, log-probs) of the K most
+        likely tokens at each generated position, shape (n_new, K): the teacher's distributions for distillation."""
         order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i].input_ids), i))
         out: list[list[int]] = [[] for _ in prompts]
         tops: list[tuple] = [() for _ in prompts]
         bs = self.cfg["batch_size"]
+        P = self.shared_prefix([p.input_ids for p in prompts]) if self.cached and prompts else 0
+        emb = self.model.get_input_embeddings()
         for start in tqdm(range(0, len(order), bs), desc=desc, unit="batch", mininterval=5):
             idx = order[start:start + bs]
-            ids, mask = self._left_padded([prompts[i].input_ids for i in idx])
-            width = ids.shape[1]
-            if not topk_logprobs:
-                gen = self._greedy(max_new_tokens, input_ids=ids, attention_mask=mask)
-                for row, i in enumerate(idx):
-                    out[i] = gen[row, width:].tolist()
-                continue
-            res = self._greedy(max_new_tokens, input_ids=ids, attention_mask=mask,
-                               return_dict_in_generate=True, output_logits=True)
-            logp = torch.stack(res.logits, dim=1).float().log_softmax(-1)  # (B, n_new, V)
-            top = logp.topk(min(topk_logprobs, logp.shape[-1]), dim=-1)
+            if self.cached:
+                embeds, mask = self._left_padded_embeds(
+                    [emb(torch.tensor(prompts[i].input_ids[P:], device=emb.weight.device)) for i in idx])
+                gen, top = self._decode_after_prefix(embeds, mask, prompts[idx[0]].input_ids[:P], max_new_tokens,
+                                                     topk_logprobs)
+            else:
+                ids, mask = self._left_padded([prompts[i].input_ids for i in idx])
+                res = self._greedy(max_new_tokens, input_ids=ids, attention_mask=mask, return_dict_in_generate=True,
+                                   output_logits=bool(topk_logprobs))
+                gen, top = res.sequences[:, ids.shape[1]:], None
+                if topk_logprobs:
+                    logp = torch.stack(res.logits, dim=1).float().log_softmax(-1)  # (B, n_new, V)
+                    t = logp.topk(min(topk_logprobs, logp.shape[-1]), dim=-1)
+                    top = (t.indices, t.values)
             for row, i in enumerate(idx):
-                seq = res.sequences[row, width:].tolist()
-                n = len(seq)
-                stops = self._stop_ids()
-                for j, tok in enumerate(seq):  # keep through the first stop token, drop the padding after it
-                    if tok in stops:
-                        n = j + 1
-                        break
+                seq = gen[row].tolist()
+                n = self._through_stop(seq)
                 out[i] = seq[:n]
-                tops[i] = (top.indices[row, :n].cpu(), top.values[row, :n].cpu())
+                if topk_logprobs:
+                    tops[i] = (top[0][row, :n].cpu(), top[1][row, :n].cpu())
         return (out, tops) if topk_logprobs else out
 
     @torch.inference_mode()
@@ -148,8 +242,11 @@ class Generator:
         indices = torch.zeros((len(prompts), n_max, topk), dtype=torch.int32)
         logprobs = torch.full((len(prompts), n_max, topk), -1e4, dtype=torch.float16)
         bs = self.cfg["batch_size"]
+        text = prompts and not any(isinstance(p, LatentPrompt) for p in prompts)
+        P = self.shared_prefix([p.input_ids for p in prompts]) if self.cached and text else 0
+        order = sorted(range(len(prompts)), key=lambda i: (prompts[i].tokens_full, i))  # little padding
         for s in tqdm(range(0, len(prompts), bs), desc=desc, unit="batch", mininterval=5):
-            rows = list(range(s, min(s + bs, len(prompts))))
+            rows = order[s:s + bs]
             if isinstance(prompts[rows[0]], LatentPrompt):  # raw evidence with images: from input embeddings
                 emb = self.model.get_input_embeddings()
                 seqs = [torch.cat([self.embed_latent_prompt(prompts[r], self.slot_vectors(prompts[r])),
@@ -157,6 +254,13 @@ class Generator:
                                                     device=emb.weight.device))]) for r in rows]
                 embeds, mask = self._left_padded_embeds(seqs)
                 logits = self.model(inputs_embeds=embeds, attention_mask=mask, logits_to_keep=n_max).logits.float()
+            elif self.cached:
+                emb = self.model.get_input_embeddings()
+                embeds, mask = self._left_padded_embeds(
+                    [emb(torch.tensor(prompts[r].input_ids[P:] + targets[r][:n_max][:-1], device=emb.weight.device))
+                     for r in rows])
+                logits = self._after_prefix(embeds, mask, prompts[0].input_ids[:P],
+                                            logits_to_keep=n_max)[0].logits.float()
             else:
                 ids, mask = self._left_padded([prompts[r].input_ids + targets[r][:n_max][:-1] for r in rows])
                 logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=n_max).logits.float()
@@ -174,7 +278,7 @@ class Generator:
         return ids + [end]
 
     def decode(self, ids: list[int]) -> str:
-        text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        text = self.cut(self.tokenizer.decode(ids, skip_special_tokens=True)).strip()
         if not getattr(self.tokenizer, "chat_template", None):  # a base model: its answer is the first line
             text = text.split("\n", 1)[0].strip()
         return text
@@ -214,16 +318,15 @@ class Generator:
                 at += n
         return torch.cat(parts, dim=0)
 
-    def prefix_cache(self, prompt: LatentPrompt) -> tuple[int, object]:
-        """(length, KV cache) of the prompt part every question shares (template, system prompt, worked example):
-        the generator is frozen, so training runs it once and only the per-question suffix needs gradients."""
-        n = prompt.tokens_full - prompt.tokens_no_system
-        prefix = prompt.segments[0][:n]
+    def prefix_cache(self, prefix: list[int]):
+        """The KV cache of `prefix` ids (batch 1), kept for the next call with the same prefix: the generator is
+        frozen, so a prefix every prompt shares runs once (in training, only the per-question rest needs
+        gradients)."""
         if getattr(self, "_prefix", None) is None or self._prefix[0] != prefix:
             with torch.no_grad():
                 ids = torch.tensor([prefix], device=self.model.device)
-                self._prefix = (prefix, self.model(input_ids=ids, use_cache=True).past_key_values)
-        return n, self._prefix[1]
+                self._prefix = (list(prefix), self.model(input_ids=ids, use_cache=True).cache)
+        return self._prefix[1]
 
     def forced_logits(self, prompts: list[LatentPrompt], latents: list[torch.Tensor], targets: list[list[int]],
                       n_last: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,11 +334,9 @@ class Generator:
         the last `n_last` positions (B, n_last, V), mask (B, n_last) of the positions that predict a target
         token). Target i fills the last len(targets[i]) <= n_last positions; the shared prefix comes from the
         KV cache (every prompt must share it)."""
-        import copy
-
         emb = self.model.get_input_embeddings()
         dev = emb.weight.device
-        skip, cache = self.prefix_cache(prompts[0])
+        skip = prompts[0].tokens_full - prompts[0].tokens_no_system  # the template, system prompt, worked example
         seqs = []
         for prompt, lat, target in zip(prompts, latents, targets):
             body = self.embed_latent_prompt(prompt, lat, skip=skip)
@@ -243,12 +344,7 @@ class Generator:
                 body = torch.cat([body, emb(torch.tensor(target[:-1], device=dev))], 0)
             seqs.append(body)
         embeds, attn = self._left_padded_embeds(seqs)  # left padding: the target positions end every row
-        position_ids = skip + (attn.cumsum(-1) - 1).clamp(min=0)
-        cache = copy.deepcopy(cache)
-        cache.batch_repeat_interleave(len(seqs))
-        attn = torch.cat([torch.ones((len(seqs), skip), dtype=torch.long, device=dev), attn], dim=1)
-        logits = self.model(inputs_embeds=embeds, attention_mask=attn, position_ids=position_ids,
-                            past_key_values=cache, logits_to_keep=n_last).logits
+        logits = self._after_prefix(embeds, attn, prompts[0].segments[0][:skip], logits_to_keep=n_last)[0].logits
         mask = torch.zeros((len(seqs), n_last), device=dev)
         for r, target in enumerate(targets):
             mask[r, n_last - len(target):] = 1
@@ -261,10 +357,15 @@ class Generator:
         order = sorted(range(len(prompts)), key=lambda i: (prompts[i].tokens_full, i))
         out: list[str] = [""] * len(prompts)
         bs = self.cfg["batch_size"]
+        P = self.shared_prefix([p.segments[0] for p in prompts]) if self.cached and prompts else 0
         for start in tqdm(range(0, len(order), bs), desc=desc, unit="batch", mininterval=5):
             idx = order[start:start + bs]
-            embeds, mask = self._left_padded_embeds([self.embed_latent_prompt(prompts[i], latents[i]) for i in idx])
-            gen = self._greedy(inputs_embeds=embeds, attention_mask=mask)
-            for row, i in enumerate(idx):  # with inputs_embeds, generate returns only the new tokens
+            embeds, mask = self._left_padded_embeds([self.embed_latent_prompt(prompts[i], latents[i], skip=P)
+                                                     for i in idx])
+            if self.cached:
+                gen, _ = self._decode_after_prefix(embeds, mask, prompts[idx[0]].segments[0][:P])
+            else:  # with inputs_embeds, generate returns only the new tokens
+                gen = self._greedy(inputs_embeds=embeds, attention_mask=mask)
+            for row, i in enumerate(idx):
                 out[i] = self.decode(gen[row].tolist())
         return out

@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"lmem guard: {e}", file=sys.stderr)
         sys.exit(2)
     new = pd.DataFrame(rows).astype({"k": str}).set_index(["benchmark", "method", "k"])
-    table.loc[new.index, [c for c in new.columns if c in table.columns]] = new[[c for c in new.columns
-                                                                               if c in table.columns]]
+    shared = [c for c in new.columns if c in table.columns]
+    table.loc[new.index, shared] = new[shared]
     findings = [f for f in compare(table, reference, cfg["regress"]["tolerances"]) if f.failed]
     print(f"{args.benchmark} / {args.method} k={args.k} with its projection zeroed: F1 {rows[0]['f1']:.1f} "
           f"(reference {reference.at[(args.benchmark, args.method, args.k), 'f1']:.1f})")

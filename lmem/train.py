@@ -32,7 +32,7 @@ from lmem.compressor import CompressorConfig, build_compressor
 from lmem.data import load_examples
 from lmem.io import append_csv, atomic_path, sha256_file, sha256_json, write_json
 from lmem.losses import answer_cross_entropy, distillation_kl, multi_positive_infonce
-from lmem.metrics.qa import best_over_references, token_f1
+from lmem.metrics.qa import mean_f1
 from lmem.prompts import EncodedPrompt, LatentPrompt, encode_latent
 from lmem.records import Evidence, Example
 from lmem.stage import parse_spec, setup
@@ -374,8 +374,8 @@ class Trainer:
         self.compressor.train()
         recalls = [len({e.id for e in r} & set(ex.gold_ids)) / len(ex.gold_ids)
                    for ex, r in zip(self.val, retrieved) if ex.gold_ids]
-        f1 = [best_over_references(token_f1, a, ex.answers) for a, ex in zip(answers, self.val)]
-        return {"val_recall": sum(recalls) / max(len(recalls), 1), "val_f1": 100 * sum(f1) / len(f1)}
+        return {"val_recall": sum(recalls) / max(len(recalls), 1),
+                "val_f1": mean_f1(answers, [ex.answers for ex in self.val])}
 
     # -- checkpoints -----------------------------------------------------------------------------------------
     def _save_dir(self, name: str, state: dict | None = None) -> None:

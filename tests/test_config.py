@@ -7,7 +7,7 @@ from conftest import ROOT
 
 
 def test_profiles_validate_with_defaults():
-    for name in ("demo", "ci"):
+    for name in ("demo", "demo_full", "ci"):
         cfg = load_config(ROOT / "config" / f"{name}.yaml")
         assert cfg["name"] == name
         assert cfg["retriever"]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
@@ -52,7 +52,7 @@ def test_missing_profile_file(tmp_path):
 def test_benchmark_overrides_and_vision_are_checked():
     from lmem.config import method_spec
 
-    cfg = load_config(ROOT / "config" / "demo.yaml")
+    cfg = load_config(ROOT / "config" / "demo_full.yaml")
     assert method_spec(cfg, "latent_memory", "synth-vqa")["compressor"] == "smollm2_vqa"
     assert method_spec(cfg, "latent_memory", "synth")["compressor"] == "smollm2"
     base = {"name": "x", "methods": {"closed_book": {}}, "vision": {"v": {"train_data": {}}}}

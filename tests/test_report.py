@@ -1,5 +1,8 @@
 import json
 
+import pandas as pd
+import pytest
+
 from lmem.report import COLUMNS, pareto, report
 
 REQUIRED = ["benchmark", "method", "k", "generator", "n", "em", "f1", "acc", "recall_at_k", "tokens_full",
@@ -46,3 +49,28 @@ def test_paired_bootstrap_difference():
     assert mean == 0.5 and low < 0.5 < high and low > 0
     same = paired_bootstrap(c, c, samples=100)
     assert same[:3] == (0.0, 0.0, 0.0)
+
+
+def test_timings_table_accounts_for_every_job(tmp_path):
+    from lmem.io import InputError
+    from lmem.timings import timings
+
+    bench = tmp_path / "benchmarks"
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for job, s, rss in (("train/smollm2", 600.5, 4396.2), ("run/synth/bm25/k5", 40.0, 1311.7),
+                        ("run/synth/closed_book/kall", 20.0, 1067.8), ("prepare/synth", 0.14, "-")):
+        path = bench / f"{job}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + f"{s}\t0:00:00\t{rss}\t1\t1\t1\t0\t0\t0\t0\n")
+    jobs = ["train/smollm2", "run/synth/bm25/k5", "run/synth/closed_book/kall", "prepare/synth"]
+    summary = timings(bench, jobs, tmp_path)
+    rows = pd.read_csv(tmp_path / "timings.csv")
+    assert len(rows) == 4 and set(rows["rule"]) == {"train", "run", "prepare"}
+    assert rows.set_index("job").at["synth/bm25/k5", "s"] == 40.0
+    assert pd.isna(rows.set_index("job").at["synth", "max_rss"])  # "-": not measured
+    by_rule = summary.set_index("rule")
+    assert by_rule.at["run", "jobs"] == 2 and by_rule.at["run", "s_total"] == 60.0
+    assert summary["rule"].iloc[0] == "train" and abs(summary["share"].sum() - 100) < 0.5
+    assert "| train " in (tmp_path / "timings.md").read_text()
+    with pytest.raises(InputError, match="run/synth/dense/k5"):
+        timings(bench, jobs + ["run/synth/dense/k5"], tmp_path)

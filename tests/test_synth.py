@@ -1,3 +1,5 @@
+import pytest
+
 from lmem.data import load_examples
 from lmem.data.synth import generate_records
 from lmem.metrics.qa import normalize_answer
@@ -71,3 +73,17 @@ def test_question_mix_follows_the_config():
     assert 0.7 <= sum(ex.metadata["type"] == "bridge" for ex in big) / 200 <= 0.9
     only = [ex.metadata["type"] for ex in synth("test", bridge_fraction=0.0)]
     assert set(only) == {"comparison"}
+
+
+def test_single_hop_share_is_one_fact_lookups():
+    """single_fraction adds one-hop questions whose single gold sentence holds the answer; without it the data is
+    exactly what it was (no extra random draws)."""
+    mixed = synth("test", single_fraction=0.5)
+    single = [ex for ex in mixed if ex.metadata["type"] == "single"]
+    assert 0.3 <= len(single) / len(mixed) <= 0.7
+    for ex in single:
+        (gold,) = [e for e in ex.pool if e.id in ex.gold_ids]
+        assert ex.answers[0] in gold.text and gold.title in ex.question
+    assert [ex.question for ex in synth("test")] == [ex.question for ex in synth("test", single_fraction=0.0)]
+    with pytest.raises(ValueError, match="single_fraction"):
+        synth("test", single_fraction=1.5)

@@ -20,19 +20,23 @@ def snakemake(*args, cwd=ROOT):
                           text=True, timeout=1800)
 
 
-@pytest.mark.parametrize("profile", ["demo", "ci"])
+@pytest.mark.parametrize("profile", ["demo", "demo_full", "ci"])
 def test_dry_run_lists_every_stage(profile, shared_data, tmp_path):
     out = snakemake("-n", "--workflow-profile", "workflows/profiles/default", "--configfile",
                     f"config/{profile}.yaml", "--config", f"results_dir={tmp_path}")
     assert out.returncode == 0, out.stderr
-    jobs = ["prepare", "models", "train_compressor", "train_xrag", "build_latent_index", "run_method", "score",
-            "report"] + (["train_vision"] if profile == "demo" else [])  # ci has no image benchmark (README)
+    jobs = ["prepare", "models", "train_compressor", "build_latent_index", "run_method", "score", "report"]
+    jobs += {"demo": [], "ci": ["train_xrag"], "demo_full": ["train_xrag", "train_vision"]}[profile]
     for job in jobs:
         assert f"rule {job}:" in out.stdout + out.stderr, job
+    # the default demo is text only, with Latent Memory's two controls (README, "Profiles")
+    assert ("rule train_vision:" in out.stdout + out.stderr) == (profile == "demo_full")
     assert "latent_index/smollm2-best/synth/meta.json" in out.stdout
     assert "predictions/synth/latent_memory_shuffled/k5.jsonl" in out.stdout
-    assert "predictions/synth/xrag_shuffled/k5.jsonl" in out.stdout
-    if profile == "demo":
+    assert ("predictions/synth/xrag_shuffled/k5.jsonl" in out.stdout) == (profile != "demo")
+    if profile != "ci":
+        assert "predictions/synth/latent_memory_untrained/k5.jsonl" in out.stdout
+    if profile == "demo_full":
         # synth-vqa's latent_memory runs on the image compressor (the benchmark's override), synth on the text one
         assert "latent_index/smollm2_vqa-best/synth-vqa/meta.json" in out.stdout
         assert "latent_index/smollm2-best/synth-vqa" not in out.stdout
@@ -111,6 +115,12 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     assert by["cross_family"]["generator"] == tiny_llama and by["dense"]["generator"].startswith("HuggingFaceTB/")
     assert by["cross_family"]["models"].startswith("compressor=") and by["dense"]["models"].startswith("retriever=")
     assert (res / "compressors/tiny/train_log.csv").exists()
+    timed = list(csv.DictReader((res / "timings.csv").open()))  # one row per job, from its benchmark file
+    assert {(t["rule"], t["job"]) for t in timed} >= {("prepare", "synth"), ("train", "tiny"),
+                                                       ("index", "tiny-best/synth"), ("index", "tiny-init/synth"),
+                                                       ("run", "synth/latent_memory/k2")}
+    assert len([t for t in timed if t["rule"] == "run"]) == 9 and all(float(t["s"]) >= 0 for t in timed)
+    assert "| train " in (res / "timings.md").read_text()
     for ext in ("png", "svg"):
         assert (res / "plots" / f"synth.{ext}").exists()
     md = (res / "results.md").read_text()

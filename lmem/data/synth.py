@@ -11,7 +11,9 @@ stems, are made for that split alone, so no test pool shares a sentence or a nam
 and a trained memory cannot have seen the test evidence. Only the city names (the answers' vocabulary, as in a
 real benchmark) are shared. A split's world grows with its question count (`people_per_question`), so bridge
 questions (one per person or company) never run out; `bridge_fraction` sets the question mix (HotpotQA's is about
-4 bridge : 1 comparison, the default 0.8). Records are emitted in the HotpotQA hub schema and
+4 bridge : 1 comparison, the default 0.8). `single_fraction` (default 0) adds one-hop lookups ("In which city
+was X born?", type `single`, one gold sentence), drawn before that split: a share of questions a very small reader
+can answer from one fact (the `ci` profile uses it; README, "Profiles"). Records are emitted in the HotpotQA hub schema and
 converted by the HotpotQA loader, so `synth` exercises exactly the code path of the real benchmark.
 """
 
@@ -172,11 +174,19 @@ def _lookalikes(world: World, name: str) -> list[str]:
     return [o.name for o in world.orgs if o.name != name and o.name.startswith(stem + " ")]
 
 
-def _question(world: World, rng: random.Random, bridge_fraction: float) -> tuple[str, str, str, list[tuple[str, int]]]:
+def _question(world: World, rng: random.Random, bridge_fraction: float,
+              single: bool = False) -> tuple[str, str, str, list[tuple[str, int]]]:
     """One question: (type, question, answer, supporting facts as (title, sentence id)).
 
     Comparison questions ask for an attribute of the winner, not the winner's name, so the answer never appears
-    in the question and a closed-book guess cannot score by picking one of two names."""
+    in the question and a closed-book guess cannot score by picking one of two names. `single`: a one-hop lookup
+    (type `single`, one gold sentence), as in NQ or TriviaQA."""
+    if single:
+        if rng.random() < 0.5:
+            p = rng.choice(world.people)
+            return ("single", f"In which city was {p.name} born?", p.city, [(p.name, 2)])
+        org = rng.choice(world.orgs)
+        return ("single", f"In which city is {org.name} headquartered?", org.city, [(org.name, 2)])
     if rng.random() < bridge_fraction:
         kind = rng.choice(["bridge_employer_city", "bridge_founder_city"])
     else:
@@ -213,8 +223,10 @@ def generate_records(params: dict) -> Iterator[tuple[str, dict]]:
     if split not in sizes:
         raise ValueError(f"synth split must be one of {sorted(sizes)}, got {split!r}")
     bridge_fraction = params.get("bridge_fraction", 0.8)
-    if not 0 <= bridge_fraction <= 1:
-        raise ValueError(f"synth bridge_fraction must be in [0, 1], got {bridge_fraction!r}")
+    single_fraction = params.get("single_fraction", 0.0)
+    for key, value in (("bridge_fraction", bridge_fraction), ("single_fraction", single_fraction)):
+        if not 0 <= value <= 1:
+            raise ValueError(f"synth {key} must be in [0, 1], got {value!r}")
     world = split_worlds(params, sizes)[split]
     n_paragraphs = params.get("paragraphs_per_pool", 9)
     rng = random.Random(f"{seed}-{split}-questions")
@@ -222,13 +234,15 @@ def generate_records(params: dict) -> Iterator[tuple[str, dict]]:
     seen: set[str] = set()
     made, tries = 0, 0
     while made < sizes[split]:
-        bridge = rng.random() < bridge_fraction  # the slot's type is drawn once: duplicates redraw within it
+        # the slot's type is drawn once (duplicates redraw within it); with no single-hop share, no draw for it
+        single = bool(single_fraction) and rng.random() < single_fraction
+        bridge = rng.random() < bridge_fraction
         while True:
             tries += 1
             if tries > 50 * sizes[split] + 1000:
                 raise ValueError(f"synth(seed={seed}, split={split}): could not draw {sizes[split]} distinct "
                                  f"questions from a world of {len(world.people)} people; raise people_per_question")
-            qtype, question, answer, support = _question(world, rng, 1.0 if bridge else 0.0)
+            qtype, question, answer, support = _question(world, rng, 1.0 if bridge else 0.0, single)
             if question not in seen:
                 break
         seen.add(question)

@@ -50,6 +50,13 @@ def best_over_references(fn, prediction: str, answers: list[str]) -> float:
     return max((fn(prediction, a) for a in answers), default=0.0)
 
 
+def mean_f1(predictions: list[str], references: list[list[str]]) -> float:
+    """Token F1 (best over each question's references) averaged over the questions, in points (0-100)."""
+    if not predictions:
+        raise ValueError("mean F1 of no predictions")
+    return 100 * sum(best_over_references(token_f1, p, r) for p, r in zip(predictions, references)) / len(predictions)
+
+
 def recall_at_k(retrieved: list[str], gold: list[str]) -> float | None:
     """Share of gold items among the retrieved; None where the example has no gold (recall not defined)."""
     if not gold:

@@ -125,3 +125,19 @@ def train_data_files(w):
              for s in (c[key] if isinstance(c[key], list) else [c[key]])]
     # files not there yet are left to the stage, whose loader names the missing file (so a dry run still plans)
     return [s["source"]["path"] for s in specs if s.get("source", {}).get("path") and os.path.exists(s["source"]["path"])]
+
+
+def timed_jobs():
+    """`<rule>/<job>` of every job `all` runs that writes a benchmark file (results/<profile>/benchmarks/)."""
+    jobs = {f"prepare/{b}" for b in config["benchmarks"]}
+    visions = {b["vision"] for b in config["benchmarks"].values() if b.get("vision")}
+    for b, m, k in RUNS:
+        jobs.add(f"run/{b}/{m}/k{k}")
+        spec = method_spec(config, m, b)
+        if "projector" in spec:
+            jobs.add(f"train_xrag/{spec['projector']}")
+        elif "compressor" in spec:
+            jobs |= {f"train/{spec['compressor']}", f"index/{spec['compressor']}-{spec.get('checkpoint', 'best')}/{b}"}
+            if config["compressors"][spec["compressor"]].get("vision"):
+                visions.add(config["compressors"][spec["compressor"]]["vision"])
+    return sorted(jobs | {f"train_vision/{v}" for v in visions})

@@ -4,6 +4,8 @@ rule report:
     output:
         csv=report(f"{OUT}/results.csv", caption="../report/results.rst", category="Tables"),
         md=f"{OUT}/results.md",
+        timings=report(f"{OUT}/timings.csv", caption="../report/timings.rst", category="Timings"),
+        timings_md=f"{OUT}/timings.md",
         plots=report(
             expand(f"{OUT}/plots/{{benchmark}}.{{ext}}", benchmark=sorted(config["benchmarks"]), ext=["png", "svg"]),
             caption="../report/plot.rst",
@@ -13,9 +15,12 @@ rule report:
         out_dir=lambda w, output: os.path.dirname(output.csv),
         x=config["report"]["x"],
         y=config["report"]["y"],
+        jobs=timed_jobs(),
     log:
         f"{OUT}/logs/report.log",
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.report --rows {input.rows} --out-dir {params.out_dir} --x {params.x} --y {params.y} > {log} 2>&1"
+        "(python -m lmem.report --rows {input.rows} --out-dir {params.out_dir} --x {params.x} --y {params.y} &&"
+        " python -m lmem.timings --benchmarks {params.out_dir}/benchmarks --jobs {params.jobs}"
+        " --out-dir {params.out_dir}) > {log} 2>&1"
