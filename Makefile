@@ -1,8 +1,8 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   install, then run the DAG on the embedded default (synth, offline) -> results/demo/
 #   make test   install, then run the test suite
-# CI (.ci/run) runs `make test`, then `make guard` (the ci profile, compared with its reference results, and the
-# same comparison with Latent Memory's projection zeroed, which must fail).
+# CI (.ci/run) runs `make test`, then `make regress` (the ci profile, compared with its reference results).
+# `make guard`: the same comparison with Latent Memory's projection zeroed must fail (by hand; README).
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 SNAKEMAKE = $(PYTHON) -m snakemake --workflow-profile workflows/profiles/default

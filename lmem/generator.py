@@ -323,7 +323,8 @@ class Generator:
         frozen, so a prefix every prompt shares runs once (in training, only the per-question rest needs
         gradients)."""
         if getattr(self, "_prefix", None) is None or self._prefix[0] != prefix:
-            with torch.no_grad():
+            # never inference tensors (a call under inference_mode), which training could not use
+            with torch.inference_mode(False), torch.no_grad():
                 ids = torch.tensor([prefix], device=self.model.device)
                 self._prefix = (list(prefix), self.model(input_ids=ids, use_cache=True).cache)
         return self._prefix[1]

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from lmem.config import load_config
 from lmem.io import InputError
 from lmem.regress import compare, read_table, render
+from lmem.report import ROUND
 from lmem.run import run
 from lmem.score import score
 from lmem.stage import setup
@@ -58,6 +59,20 @@ def zeroed_rows(results: Path, benchmark: str, method: str, k: str, bootstrap: i
     return [row] + row.pop("subsets", [])
 
 
+def with_rows(table: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
+    """`table` (indexed by benchmark, method, k) with these result rows in place of its own."""
+    table = table.copy()
+    new = pd.DataFrame(rows).astype({"k": str}).set_index(["benchmark", "method", "k"])
+    shared = [c for c in new.columns if c in table.columns]
+    for c in shared:  # a value a row leaves empty (None) is NaN in a numeric column of the table
+        if pd.api.types.is_numeric_dtype(table[c]):
+            new[c] = pd.to_numeric(new[c], errors="coerce")
+            if c in ROUND:  # rounded as results.csv is (lmem.report), so only real changes count
+                new[c] = new[c].round(ROUND[c])
+    table.loc[new.index, shared] = new[shared]
+    return table
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True)
@@ -77,10 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as e:
         print(f"lmem guard: {e}", file=sys.stderr)
         sys.exit(2)
-    new = pd.DataFrame(rows).astype({"k": str}).set_index(["benchmark", "method", "k"])
-    shared = [c for c in new.columns if c in table.columns]
-    table.loc[new.index, shared] = new[shared]
-    findings = [f for f in compare(table, reference, cfg["regress"]["tolerances"]) if f.failed]
+    findings = [f for f in compare(with_rows(table, rows), reference, cfg["regress"]["tolerances"]) if f.failed]
     print(f"{args.benchmark} / {args.method} k={args.k} with its projection zeroed: F1 {rows[0]['f1']:.1f} "
           f"(reference {reference.at[(args.benchmark, args.method, args.k), 'f1']:.1f})")
     if findings:

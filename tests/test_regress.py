@@ -96,3 +96,22 @@ def test_guard_zeroes_the_projection(tiny_llama, tmp_path):
         assert comp.project(comp.compress(ids)).abs().sum() > 0
         assert zeroed.project(zeroed.compress(ids)).abs().sum() == 0
         torch.testing.assert_close(zeroed.compress(ids), comp.compress(ids))
+
+
+def test_guard_puts_the_rerun_rows_in_the_table():
+    """The zeroed-projection rows (empty fields as None, as lmem.score writes them) replace the method's rows; the
+    comparison fails on a moved F1 and passes on unchanged rows."""
+    from lmem.config import load_config
+    from lmem.guard import with_rows
+
+    tolerances = load_config(ROOT / "config" / "ci.yaml")["regress"]["tolerances"]
+    reference = regress.read_table(REFERENCE)
+    key = ("synth", "latent_memory", "5")
+    row = {c: (None if pd.isna(v) else v) for c, v in reference.loc[key].items()}
+    row.update(benchmark="synth", method="latent_memory", k="5")
+    row["tokens_full"] += 0.001  # unrounded, as lmem.score writes it: rounded like results.csv
+    same = with_rows(reference, [row])
+    assert not [f for f in regress.compare(same, reference, tolerances) if f.failed]
+    moved = with_rows(reference, [dict(row, f1=row["f1"] + 5.0)])
+    assert [f for f in regress.compare(moved, reference, tolerances) if f.failed]
+    assert reference.loc[key, "f1"] == same.loc[key, "f1"]  # the reference itself is left as it was
