@@ -97,13 +97,16 @@ class Generator:
         ends = [i for i in (text.find(s) for s in self.stop_strings) if i >= 0]
         return text[: min(ends)] if ends else text
 
+    def stop_kwargs(self) -> dict:
+        """transformers' `generate` arguments for the stop strings (none without them)."""
+        return {"stop_strings": self.stop_strings, "tokenizer": self.tokenizer} if self.stop_strings else {}
+
     def _greedy(self, max_new_tokens: int | None = None, **inputs) -> torch.Tensor:
         """The plain path: transformers' greedy `generate` on whole left-padded prompts."""
-        stop = {"stop_strings": self.stop_strings, "tokenizer": self.tokenizer} if self.stop_strings else {}
         return self.model.generate(**inputs, do_sample=False, num_beams=1,
                                    max_new_tokens=max_new_tokens or self.cfg["max_new_tokens"],
                                    pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self._stop_ids(),
-                                   temperature=None, top_p=None, top_k=None, **stop)
+                                   temperature=None, top_p=None, top_k=None, **self.stop_kwargs())
 
     @staticmethod
     def shared_prefix(seqs: list[list[int]]) -> int:
@@ -188,6 +191,11 @@ class Generator:
             mask[row, width - seq.shape[0]:] = 1
         return embeds, mask
 
+    def _left_padded_id_embeds(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_left_padded_embeds` of the input embeddings of id sequences (the prefix-cached path's suffixes)."""
+        emb = self.model.get_input_embeddings()
+        return self._left_padded_embeds([emb(torch.tensor(seq, device=emb.weight.device)) for seq in seqs])
+
     @property
     def cached(self) -> bool:
         return bool(self.cfg.get("prefix_cache", True))
@@ -208,12 +216,10 @@ class Generator:
         tops: list[tuple] = [() for _ in prompts]
         bs = self.cfg["batch_size"]
         P = self.shared_prefix([p.input_ids for p in prompts]) if self.cached and prompts else 0
-        emb = self.model.get_input_embeddings()
         for start in tqdm(range(0, len(order), bs), desc=desc, unit="batch", mininterval=5):
             idx = order[start:start + bs]
             if self.cached:
-                embeds, mask = self._left_padded_embeds(
-                    [emb(torch.tensor(prompts[i].input_ids[P:], device=emb.weight.device)) for i in idx])
+                embeds, mask = self._left_padded_id_embeds([prompts[i].input_ids[P:] for i in idx])
                 gen, top = self._decode_after_prefix(embeds, mask, prompts[idx[0]].input_ids[:P], max_new_tokens,
                                                      topk_logprobs)
             else:
@@ -255,10 +261,8 @@ class Generator:
                 embeds, mask = self._left_padded_embeds(seqs)
                 logits = self.model(inputs_embeds=embeds, attention_mask=mask, logits_to_keep=n_max).logits.float()
             elif self.cached:
-                emb = self.model.get_input_embeddings()
-                embeds, mask = self._left_padded_embeds(
-                    [emb(torch.tensor(prompts[r].input_ids[P:] + targets[r][:n_max][:-1], device=emb.weight.device))
-                     for r in rows])
+                embeds, mask = self._left_padded_id_embeds([prompts[r].input_ids[P:] + targets[r][:n_max][:-1]
+                                                            for r in rows])
                 logits = self._after_prefix(embeds, mask, prompts[0].input_ids[:P],
                                             logits_to_keep=n_max)[0].logits.float()
             else:

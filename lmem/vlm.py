@@ -165,9 +165,7 @@ class VLMGenerator(Generator):
                 enc["pixel_values"] = enc["pixel_values"].to(self.model.dtype)
             gen = self.model.generate(**enc, do_sample=False, num_beams=1,
                                       max_new_tokens=self.cfg.get("max_new_tokens", 32),
-                                      pad_token_id=self.tokenizer.pad_token_id,
-                                      **({"stop_strings": self.stop_strings, "tokenizer": self.tokenizer}
-                                         if self.stop_strings else {}))
+                                      pad_token_id=self.tokenizer.pad_token_id, **self.stop_kwargs())
             width = enc["input_ids"].shape[1]
             out += [self.decode(g[width:].tolist()) for g in gen]
         return out

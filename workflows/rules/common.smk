@@ -137,7 +137,8 @@ def timed_jobs():
         if "projector" in spec:
             jobs.add(f"train_xrag/{spec['projector']}")
         elif "compressor" in spec:
-            jobs |= {f"train/{spec['compressor']}", f"index/{spec['compressor']}-{spec.get('checkpoint', 'best')}/{b}"}
-            if config["compressors"][spec["compressor"]].get("vision"):
-                visions.add(config["compressors"][spec["compressor"]]["vision"])
+            name = spec["compressor"]
+            jobs |= {f"train/{name}", f"index/{name}-{spec.get('checkpoint', 'best')}/{b}"}
+            if config["compressors"][name].get("vision"):
+                visions.add(config["compressors"][name]["vision"])
     return sorted(jobs | {f"train_vision/{v}" for v in visions})
