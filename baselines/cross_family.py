@@ -1,4 +1,4 @@
-"""Cross-family raw text (METHOD.md section 7): the trained Latent Memory compressor's `query` embedding retrieves
+"""Cross-family raw text (docs/method.md section 7): the trained Latent Memory compressor's `query` embedding retrieves
 the top-k evidence of each pool by its latent index's retrieval embeddings, and their raw text (in document order)
 goes to a generator of another family, which could not read the latents: the paper's Llama-3.2-1B compressor with
 a raw-text Mistral-7B-Instruct generator; offline, SmolLM2 (Llama architecture) with Gemma 3 270M.

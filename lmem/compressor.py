@@ -1,4 +1,4 @@
-"""The Latent Memory compressor (METHOD.md section 2).
+"""The Latent Memory compressor (docs/method.md section 2).
 
 One frozen causal LM with three LoRA adapters (peft): `compress` turns an evidence item into a latent, `query`
 encodes questions for retrieval, `decode` reconstructs evidence from its latent. (The paper's optional
@@ -270,7 +270,7 @@ class Compressor(nn.Module):
 
     def reconstruction_loss(self, latents: torch.Tensor, token_ids: list[list[int]]) -> torch.Tensor:
         """Cross-entropy (nats per token) of the `decode` adapter reading [latent | BOS | x_1..x_{n-1}] and
-        predicting x_1..x_n (METHOD.md section 3); see `reconstruction_inputs` for the alignment."""
+        predicting x_1..x_n (docs/method.md section 3); see `reconstruction_inputs` for the alignment."""
         self.use("decode")
         embeds, mask, labels = self.reconstruction_inputs(latents, token_ids)
         logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits

@@ -1,4 +1,4 @@
-"""Latent-memory QA (METHOD.md section 4): query -> `query` adapter -> top-k latents of the pool (cosine) ->
+"""Latent-memory QA (docs/method.md section 4): query -> `query` adapter -> top-k latents of the pool (cosine) ->
 projected latents in the generator prompt, in rank order -> batched greedy generation from input embeddings."""
 
 from __future__ import annotations

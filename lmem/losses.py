@@ -1,4 +1,4 @@
-"""The contrastive and distillation losses of Latent Memory (METHOD.md section 3); the reconstruction loss is
+"""The contrastive and distillation losses of Latent Memory (docs/method.md section 3); the reconstruction loss is
 `Compressor.reconstruction_loss`, since it runs the compressor's own `decode` adapter."""
 
 from __future__ import annotations

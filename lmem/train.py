@@ -1,4 +1,4 @@
-"""Stage `train`: the Latent Memory trainer (METHOD.md section 3).
+"""Stage `train`: the Latent Memory trainer (docs/method.md section 3).
 
 L = w_recon * L_recon + w_contrast * L_contrast + w_distill * L_distill, AdamW with a cosine schedule, gradient
 accumulation, bf16 autocast where the hardware supports it, periodic validation (latent retrieval recall@k and

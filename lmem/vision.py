@@ -265,7 +265,7 @@ class VisionTrainer:
     def validate(self) -> dict[str, float]:
         """WebQA accuracy of the composed VLM answering validation questions from their gold image(s) and the same
         number of distractors as in training."""
-        from lmem.metrics.qa import webqa_accuracy
+        from lmem.metrics.webqa import webqa_accuracy
 
         if not self.val:
             return {"val_acc": float("nan")}

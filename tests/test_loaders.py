@@ -88,7 +88,7 @@ def test_bad_record_error_names_file_and_record(tmp_path):
     with pytest.raises(RecordError) as e:
         load("hotpotqa", bad)
     msg = str(e.value)
-    assert str(bad) in msg and "record 2" in msg and "context" in msg and "on_bad_record" in msg
+    assert str(bad) in msg and "line 2" in msg and "context" in msg and "on_bad_record" in msg
     res = load("hotpotqa", bad, on_bad_record="skip")
     assert len(res.examples) == 1 and res.n_skipped == 1
 

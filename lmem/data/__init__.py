@@ -12,15 +12,18 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from lmem.data.validate import DEFAULT_MAX_ITEM_CHARS, RecordError, Repairs, validate_example
 from lmem.io import InputError, read_records
 from lmem.records import Evidence, Example
 
 ConvertFn = Callable[[dict, str, dict], "Example | None"]
 LOADERS: dict[str, ConvertFn] = {}
+_TYPE_NAMES = {str: "a string", list: "a list", dict: "an object", int: "an integer", bool: "true or false",
+               float: "a number"}
 
 
-class RecordError(InputError):
-    """A malformed benchmark record; the message names the file, the record and what is wrong."""
+def _type_name(types: type | tuple) -> str:
+    return " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in (types if isinstance(types, tuple) else (types,)))
 
 
 def register_loader(name: str) -> Callable[[ConvertFn], ConvertFn]:
@@ -31,15 +34,37 @@ def register_loader(name: str) -> Callable[[ConvertFn], ConvertFn]:
     return deco
 
 
-def require(record: dict, key: str, loc: str, types: type | tuple = object) -> Any:
-    """Return record[key], raising RecordError (naming the record) if it is missing or of the wrong type."""
+def require(record: dict, key: str, loc: str, types: type | tuple = object, where: str = "the record") -> Any:
+    """Return record[key], raising RecordError (naming the record and field) if it is missing or of the wrong type.
+    `where` names the object being read (e.g. "context paragraph 3") when it is not the record itself."""
     if not isinstance(record, dict):
-        raise RecordError(f"{loc}: expected a JSON object, got {type(record).__name__}")
+        raise RecordError(f"{loc}: {where} should be an object with a field '{key}', got {type(record).__name__} "
+                          f"{str(record)[:60]!r}")
     if key not in record or record[key] is None:
-        raise RecordError(f"{loc}: missing field '{key}' (present: {sorted(record)[:12]})")
+        raise RecordError(f"{loc}: {where} has no field '{key}' (its fields: {sorted(record)[:12]})")
     value = record[key]
-    if not isinstance(value, types):
-        raise RecordError(f"{loc}: field '{key}' should be {types}, got {type(value).__name__}")
+    allowed = types if isinstance(types, tuple) else (types,)
+    bad_bool = isinstance(value, bool) and object not in allowed and bool not in allowed  # True is an int
+    if not isinstance(value, types) or bad_bool:
+        raise RecordError(f"{loc}: field '{key}' of {where} should be {_type_name(types)}, got "
+                          f"{type(value).__name__} {str(value)[:60]!r}")
+    return value
+
+
+def require_bool(record: dict, key: str, loc: str, where: str = "the record", default: bool | None = None) -> bool:
+    """A true/false field; a string such as "false" is an error (it would read as true)."""
+    if default is not None and record.get(key) is None:
+        return default
+    return require(record, key, loc, bool, where)
+
+
+def check_index(value: Any, size: int, loc: str, what: str) -> int:
+    """An integer index into something of `size` items, or a RecordError saying which pointer points nowhere."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RecordError(f"{loc}: {what} should be an integer index, got {type(value).__name__} {value!r}")
+    if not 0 <= value < size:
+        raise RecordError(f"{loc}: {what} is {value}, outside 0..{size - 1}: it points to no sentence; fix the "
+                          f"record's gold pointers")
     return value
 
 
@@ -68,6 +93,7 @@ class LoadResult:
     n_skipped: int
     skipped: list[str]
     source: str
+    repairs: Repairs
 
 
 def _iter_source(source: dict) -> Iterator[tuple[str, dict]]:
@@ -115,18 +141,22 @@ def load_examples(benchmark: str, spec: dict) -> LoadResult:
         opts.setdefault("image_prefix", "synth-vqa")
     limit, offset = spec.get("limit"), spec.get("offset", 0)
     on_bad = spec.get("on_bad_record", "error")
-    examples, skipped = [], []
+    max_chars = spec.get("max_item_chars", DEFAULT_MAX_ITEM_CHARS)
+    examples, skipped, seen, repairs = [], [], {}, Repairs()
     source = spec.get("source", {})
     for loc, record in _iter_source(source):
         if limit is not None and len(examples) >= limit:
             break
         try:
-            try:
-                ex = convert(record, loc, opts)
-            except RecordError:
-                raise
-            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-                raise RecordError(f"{loc}: malformed record ({type(e).__name__}: {e})") from e
+            if isinstance(record, InputError):  # a line that could not be read at all
+                raise RecordError(str(record))
+            ex = _convert(convert, record, loc, opts, name)
+            if ex is not None:
+                ex = validate_example(ex, loc, max_chars, repairs)
+                if ex.id in seen:
+                    raise RecordError(f"{loc}: duplicate example id {ex.id!r} (first at {seen[ex.id]}); ids must be "
+                                      f"unique within a benchmark")
+                seen[ex.id] = loc
         except RecordError as e:
             if on_bad == "skip":
                 skipped.append(str(e))
@@ -138,10 +168,22 @@ def load_examples(benchmark: str, spec: dict) -> LoadResult:
             examples.append(ex)
     generated = {k: source[k] for k in ("synth", "synth_vqa") if k in source}
     origin = source.get("path") or str(source.get("hub") or generated)
-    return LoadResult(examples, len(skipped), skipped, origin)
+    return LoadResult(examples, len(skipped), skipped, origin, repairs)
+
+
+def _convert(convert: ConvertFn, record: dict, loc: str, opts: dict, loader: str) -> Example | None:
+    if not isinstance(record, dict):
+        raise RecordError(f"{loc}: a record should be a JSON object, got {type(record).__name__} {str(record)[:60]!r}")
+    try:
+        return convert(record, loc, opts)
+    except RecordError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise RecordError(f"{loc}: the record does not have the {loader} loader's shape ({type(e).__name__}: {e}); "
+                          f"compare it with the schema in lmem/data/{loader}.py") from e
 
 
 def _discover() -> None:
     for mod in pkgutil.iter_modules(__path__):
-        if mod.name not in ("sentences",):
+        if mod.name not in ("sentences", "validate"):
             importlib.import_module(f"{__name__}.{mod.name}")

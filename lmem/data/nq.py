@@ -11,7 +11,7 @@ from lmem.records import Example
 def convert(record: dict, loc: str, opts: dict) -> Example:
     question = require(record, "question", loc, str)
     answers = require(record, "answers" if "answers" in record else "answer", loc, list)
-    ctxs = record.get("ctxs") or []
+    ctxs = require(record, "ctxs", loc, list) if "ctxs" in record else []
     max_ctxs = opts.get("max_ctxs")
     ctxs = ctxs[:max_ctxs] if max_ctxs else ctxs
     paragraphs = [(require(c, "title", loc, str), split_sentences(require(c, "text", loc, str))) for c in ctxs]
@@ -19,4 +19,5 @@ def convert(record: dict, loc: str, opts: dict) -> Example:
     for e in pool:  # NQ marks passages, not sentences: gold = sentences that contain an answer string
         e.gold = contains_answer(e.text, answers)
     qid = record.get("id") or "nq-" + sha256_json(question)[:16]
-    return Example(id=str(qid), benchmark=opts["benchmark"], question=question, answers=list(answers), pool=pool)
+    return Example(id=str(qid), benchmark=opts["benchmark"], question=question, answers=list(answers), pool=pool,
+                   metadata={"closed_book_only": "ctxs" not in record})

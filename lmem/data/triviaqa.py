@@ -29,4 +29,6 @@ def convert(record: dict, loc: str, opts: dict) -> Example:
     pool = sentence_pool(paragraphs, lambda t, pi, si: False)[:max_sents]
     for e in pool:
         e.gold = contains_answer(e.text, answers)
-    return Example(id=str(qid), benchmark=opts["benchmark"], question=question, answers=list(answers), pool=pool)
+    has_evidence = "entity_pages" in record or "search_results" in record
+    return Example(id=str(qid), benchmark=opts["benchmark"], question=question, answers=list(answers), pool=pool,
+                   metadata={"closed_book_only": not has_evidence})

@@ -28,6 +28,9 @@ def _answers(raw, loc: str) -> list[str]:
     raise RecordError(f"{loc}: field 'A' should be a list of answers")
 
 
+FACT_KEYS = ("txt_posFacts", "txt_negFacts", "img_posFacts", "img_negFacts")
+
+
 @register_loader("webqa")
 def convert(record: dict, loc: str, opts: dict) -> Example | None:
     split = opts.get("split")
@@ -52,6 +55,7 @@ def convert(record: dict, loc: str, opts: dict) -> Example | None:
         answers=_answers(require(record, "A", loc), loc),
         pool=pool,
         metadata={"qcate": record.get("Qcate"), "keywords": record.get("Keywords_A"),
+                  "closed_book_only": not any(k in record for k in FACT_KEYS),
                   "modality": opts.get("modality") or ("image" if record.get("img_posFacts") else "text")},
     )
 

@@ -1,5 +1,6 @@
 """lmem_retrieval: recall@k and precision@k of retrieved evidence ids against gold ids (examples without gold
-are left out of the mean and reported as None per example)."""
+are left out of the mean and reported as None per example). `gold_sets` (one entry per example, None or a list of
+alternative complete gold sets, as WiCE gives) makes recall the best set's."""
 
 import datasets
 import evaluate
@@ -15,8 +16,9 @@ class LmemRetrieval(evaluate.Metric):
             features=datasets.Features({"predictions": datasets.Sequence(datasets.Value("string")),
                                         "references": datasets.Sequence(datasets.Value("string"))}))
 
-    def _compute(self, predictions, references):
-        per = {"recall_at_k": [recall_at_k(p, r) for p, r in zip(predictions, references)],
+    def _compute(self, predictions, references, gold_sets=None):
+        sets = gold_sets or [None] * len(predictions)
+        per = {"recall_at_k": [recall_at_k(p, r, s) for p, r, s in zip(predictions, references, sets)],
                "precision_at_k": [precision_at_k(p, r) for p, r in zip(predictions, references)]}
         out = {}
         for name, values in per.items():

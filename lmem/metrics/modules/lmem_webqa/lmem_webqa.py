@@ -1,10 +1,11 @@
-"""lmem_webqa: WebQA's official accuracy (category vocabularies for color/shape/YesNo, number extraction,
-keyword recall for the rest), max over references."""
+"""lmem_webqa: WebQA's accuracy (lmem.metrics.webqa: category vocabularies as sets for color/shape/YesNo, integer
+extraction for number, answer-word recall for the rest, after lemmas and number words), max over references."""
 
 import datasets
 import evaluate
 
-from lmem.metrics.qa import webqa_accuracy
+from lmem.metrics.qa import best_over_references
+from lmem.metrics.webqa import webqa_accuracy
 
 
 class LmemWebqa(evaluate.Metric):
@@ -16,6 +17,6 @@ class LmemWebqa(evaluate.Metric):
                                         "qcates": datasets.Value("string")}))
 
     def _compute(self, predictions, references, qcates):
-        per = [max((webqa_accuracy(p, r, q) for r in refs), default=0.0)
+        per = [best_over_references(lambda pred, ref: webqa_accuracy(pred, ref, q), p, refs)
                for p, refs, q in zip(predictions, references, qcates)]
         return {"webqa_acc": 100 * sum(per) / max(len(per), 1), "per_example": {"webqa_acc": per}}
