@@ -1,25 +1,39 @@
-"""BM25 top-k over each question's pool (bm25s, k1 and b from config; paper: 1.5 and 0.75). Images are found by
-their title and caption (caption BM25)."""
+"""BM25 top-k (bm25s, k1 and b from config; paper: 1.5 and 0.75) over each question's pool (`retrieval: pool`, the
+default) or the whole benchmark's corpus, each distinct item indexed once (`retrieval: global`; lmem/corpus.py).
+Images are found by their title and caption (caption BM25)."""
 
 import bm25s
 
 from lmem.baselines import TextEvidenceBaseline, top_k
+from lmem.corpus import Corpus, retrieval_mode
 
 
 class BM25(TextEvidenceBaseline):
     name = "bm25"
 
+    def _text(self, e):
+        return f"{e.title} {e.text}".strip() if self.spec.get("with_title") else e.search_text
+
+    def _index(self, docs):
+        retriever = bm25s.BM25(k1=self.spec.get("k1", 1.5), b=self.spec.get("b", 0.75))
+        retriever.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
+        return retriever
+
+    def _top(self, retriever, n_docs, question, k):
+        query = bm25s.tokenize([question], stopwords="en", return_ids=False, show_progress=False)[0]
+        return top_k(retriever.get_scores(query) if query else [0.0] * n_docs, k)
+
     def select(self, examples, k):
-        k1, b = self.spec.get("k1", 1.5), self.spec.get("b", 0.75)
+        if retrieval_mode(self.spec, self.label) == "global":
+            corpus = Corpus.build(examples)
+            retriever = self._index([self._text(e) for e in corpus.items])
+            return [corpus.view(examples, i, self._top(retriever, len(corpus.items), ex.question, k))
+                    for i, ex in enumerate(examples)]
         out = []
         for ex in examples:
             if not ex.pool:
                 out.append([])
                 continue
-            docs = [f"{e.title} {e.text}".strip() if self.spec.get("with_title") else e.search_text for e in ex.pool]
-            retriever = bm25s.BM25(k1=k1, b=b)
-            retriever.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
-            query = bm25s.tokenize([ex.question], stopwords="en", return_ids=False, show_progress=False)[0]
-            scores = retriever.get_scores(query) if query else [0.0] * len(docs)
-            out.append([ex.pool[i] for i in top_k(scores, k)])
+            retriever = self._index([self._text(e) for e in ex.pool])
+            out.append([ex.pool[i] for i in self._top(retriever, len(ex.pool), ex.question, k)])
         return out

@@ -2,12 +2,14 @@
 text embedding ranks each pool's images by their CLIP image embedding (text facts by their CLIP text embedding),
 and the top-k items go to the generator as raw evidence (images through the VLM or composed VLM).
 
-Config: `model` (a CLIP checkpoint: hub id or folder, e.g. openai/clip-vit-large-patch14-336). No CLIP model
-installs offline, so offline the method is reported as not run."""
+Config: `model` (a CLIP checkpoint: hub id or folder, e.g. openai/clip-vit-large-patch14-336), `retrieval` (pool |
+global: the benchmark's whole corpus, lmem/corpus.py). No CLIP model installs offline, so offline the method is
+reported as not run."""
 
 import torch
 
 from lmem.baselines import MethodUnavailable, TextEvidenceBaseline, top_k
+from lmem.corpus import Corpus, flat_search, retrieval_mode
 from lmem.images import ImageResolver
 from lmem.io import InputError
 from lmem.models import ModelNotFound, resolve
@@ -52,18 +54,17 @@ class Clip(TextEvidenceBaseline):
             return torch.nn.functional.normalize(_features(model.get_image_features(
                 pixel_values=pixels.to(model.device))).float(), dim=-1)
 
-        out = []
-        for ex in examples:
-            if not ex.pool:
-                out.append([])
-                continue
-            query = text([ex.question])[0]
-            emb = torch.zeros((len(ex.pool), query.shape[0]), device=query.device)
-            images = [i for i, e in enumerate(ex.pool) if e.kind == "image"]
-            texts = [i for i, e in enumerate(ex.pool) if e.kind != "image"]
-            if images:
-                emb[images] = image([ex.pool[i].image for i in images])
-            if texts:
-                emb[texts] = text([ex.pool[i].text for i in texts])
-            out.append([ex.pool[i] for i in top_k((emb @ query).tolist(), k)])
-        return out
+        corpus = Corpus.build(examples)  # each distinct item embedded once
+        queries = torch.cat([text([ex.question for ex in examples[s:s + 32]]) for s in range(0, len(examples), 32)])
+        emb = torch.zeros((len(corpus.items), queries.shape[1]), device=queries.device)
+        for kind, embed in (("image", image), ("text", text)):
+            rows = [i for i, e in enumerate(corpus.items) if (e.kind == "image") == (kind == "image")]
+            for s in range(0, len(rows), 16):
+                batch = rows[s:s + 16]
+                emb[batch] = embed([corpus.items[i].image if kind == "image" else corpus.items[i].text
+                                    for i in batch])
+        if retrieval_mode(self.spec, self.label) == "global":
+            found = flat_search(emb.cpu().numpy(), queries.cpu().numpy(), k)
+            return [corpus.view(examples, i, r) for i, r in enumerate(found)]
+        return [[ex.pool[j] for j in top_k((emb[corpus.pool_rows[i]] @ queries[i]).tolist(), k)] if ex.pool else []
+                for i, ex in enumerate(examples)]

@@ -4,12 +4,14 @@ goes to a generator of another family, which could not read the latents: the pap
 a raw-text Mistral-7B-Instruct generator; offline, SmolLM2 (Llama architecture) with Gemma 3 270M.
 
 Config: `compressor` and `checkpoint` as for `latent_memory` (the DAG adds the checkpoint and index folders), and
-`generator` (this method's own generator settings, merged over the run's: e.g. `{model: google/gemma-3-270m}`)."""
+`generator` (this method's own generator settings, merged over the run's: e.g. `{model: google/gemma-3-270m}`),
+`retrieval` (pool | global: the benchmark's whole corpus through the latent index's FAISS index, as Latent Memory)."""
 
 from lmem.baselines import TextEvidenceBaseline, top_k
 from lmem.compressor import checkpoint_tag, load_compressor
+from lmem.corpus import retrieval_mode
 from lmem.index import LatentIndex
-from lmem.latent_memory import embed_questions
+from lmem.latent_memory import embed_questions, global_retriever
 
 
 class CrossFamily(TextEvidenceBaseline):
@@ -21,6 +23,9 @@ class CrossFamily(TextEvidenceBaseline):
         self.models = {"compressor": checkpoint_tag(compressor, self.spec["checkpoint_dir"],
                                                     self.spec.get("checkpoint", "best"))}
         queries = embed_questions(compressor, [ex.question for ex in examples])
+        if retrieval_mode(self.spec, self.label) == "global":
+            retrieve = global_retriever(examples, index)
+            return [retrieve(i, q, k)[0] for i, q in enumerate(queries)]
         out = []
         for ex, q in zip(examples, queries):
             emb = index.embeddings[index.pool_rows(ex)]

@@ -1,5 +1,6 @@
 """xRAG: one token per retrieved evidence item, made from the frozen dense retriever's embedding by the trained
-projector (lmem/xrag.py). The retriever ranks each question's pool (cosine, as `dense`), and the top-k tokens go
+projector (lmem/xrag.py). The retriever ranks each question's pool, or with `retrieval: global` the benchmark's whole
+corpus (cosine, as `dense`; embeddings from the embed_corpus job), and the top-k tokens go
 into the generator prompt in rank order as `Latent context i: <token>`, exactly where Latent Memory puts latents,
 so the token columns count the same things: one position per item plus the labels and the template.
 
@@ -11,6 +12,7 @@ GPU profiles can select the released model instead: `released: true` with the me
 count the same template. `memory: shuffled` is the shuffled-memory control (see baselines/latent_memory.py)."""
 
 from lmem.baselines import Baseline, foreign, make_prediction, memory_of
+from lmem.corpus import dense_rank, retrieval_mode
 from lmem.encoders import DenseEncoder
 from lmem.io import sha256_file
 from lmem.prompts import encode_latent
@@ -35,16 +37,15 @@ class Xrag(Baseline):
             self.models = {"retriever": encoder.resolved.tag, "projector": "xrag@" + sha256_file(
                 f"{self.spec['projector_dir']}/projector.safetensors")[:12]}
         prompts, vectors, retrieved = [], [], []
-        ranked = encoder.rank_pools(examples, k)
+        ranked = dense_rank(encoder, examples, k, retrieval_mode(self.spec, self.label), self.spec.get("embeddings"))
         partner = memory_of(self, examples) or list(range(len(examples)))
         with torch.no_grad():
             for i, ex in enumerate(examples):
                 j = partner[i]  # i itself, or the shuffled-memory control's partner
-                best, emb = ranked[j]
-                prompt = encode_latent(generator.tokenizer, ex.question, len(best), self.config["prompt"])
+                evidence, emb = ranked[j]
+                prompt = encode_latent(generator.tokenizer, ex.question, len(evidence), self.config["prompt"])
                 prompts.append(prompt)
-                vectors.append(projector(emb[best].to(generator.model.device)))
-                evidence = [examples[j].pool[b] for b in best]
+                vectors.append(projector(emb.to(generator.model.device)))
                 retrieved.append(evidence if j == i else foreign(examples[j], evidence))
         answers = generator.generate_latent(prompts, vectors, desc=f"{self.label} k={k}")
         self.bytes_per_item = float(projector.meta["d_in"] * 4)  # the stored retriever embedding (float32)

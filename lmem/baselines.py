@@ -57,9 +57,8 @@ class TextEvidenceBaseline(Baseline):
     def prompts(self, examples: list[Example], ranked: list[list[Evidence]], generator) -> list[EncodedPrompt]:
         """Raw evidence prompts (images as the generator's visual tokens when it has a vision module)."""
         by_doc = self.config["prompt"]["evidence_order"] == "document"
-        return [generator.encode_evidence(ex.question, ev, self.config["prompt"],
-                                          {e.id: i for i, e in enumerate(ex.pool)} if by_doc else None)
-                for ex, ev in zip(examples, ranked)]
+        return [generator.encode_evidence(ex.question, ev, self.config["prompt"], document_order(ex, ev) if by_doc
+                                          else None) for ex, ev in zip(examples, ranked)]
 
     def run(self, examples: list[Example], generator, k: int | None) -> list[Prediction]:
         ranked = self.select(examples, k)
@@ -67,6 +66,13 @@ class TextEvidenceBaseline(Baseline):
         answers = generator.generate(encoded, desc=f"{self.label} k={k or 'all'}")
         return [make_prediction(ex, self.label, k, answer, [e.id for e in ev], enc)
                 for ex, ev, enc, answer in zip(examples, ranked, encoded, answers)]
+
+
+def document_order(ex: Example, evidence: list[Evidence]) -> dict[str, int]:
+    """Where each item goes in a document-ordered prompt: the question's own pool items in pool order, then items
+    from other questions' pools (global-corpus retrieval) in rank order."""
+    own = {e.id: i for i, e in enumerate(ex.pool)}
+    return {**{e.id: len(own) + r for r, e in enumerate(evidence) if e.id not in own}, **own}
 
 
 def make_prediction(ex: Example, method: str, k: int | None, answer: str, retrieved: list[str], enc) -> Prediction:

@@ -3,6 +3,7 @@ with an instruction before each query (Qwen3-Embedding, the paper's second dense
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -45,17 +46,20 @@ class DenseEncoder:
             out[idx] = (torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled).float().cpu()
         return out
 
-    def rank_pools(self, examples, k: int) -> list[tuple[list[int], torch.Tensor]]:
+    def rank_pools(self, examples, k: int, pool_embeddings: list[torch.Tensor] | None = None
+                   ) -> list[tuple[list[int], torch.Tensor]]:
         """Per example: the indices of its k pool items most similar to its question (cosine, best first, ties to
-        the earlier item) and the embeddings of its whole pool."""
+        the earlier item) and the embeddings of its whole pool (`pool_embeddings`, e.g. from the embed stage, or
+        encoded here)."""
         from lmem.baselines import top_k
 
         queries = self.encode_queries([ex.question for ex in examples])
-        evidence = self.encode([e.search_text for ex in examples for e in ex.pool])
-        out, start = [], 0
-        for q, ex in zip(queries, examples):
-            emb = evidence[start:start + len(ex.pool)]
-            start += len(ex.pool)
+        if pool_embeddings is None:
+            evidence = self.encode([e.search_text for ex in examples for e in ex.pool])
+            sizes = np.cumsum([0] + [len(ex.pool) for ex in examples])
+            pool_embeddings = [evidence[a:b] for a, b in zip(sizes[:-1], sizes[1:])]
+        out = []
+        for q, ex, emb in zip(queries, examples, pool_embeddings):
             if self.normalize:  # unit vectors already
                 cos = emb @ q
             else:

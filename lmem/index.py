@@ -1,7 +1,12 @@
 """Stage `index`: the latent index (Latent Memory's memory). Every evidence item of a benchmark is compressed once
 (batched, sorted by length) into T latents; latents (fp16) and retrieval embeddings are stored in safetensors shards
-with an id map, plus a FAISS index (flat or IVF) over the embeddings for global-corpus retrieval. Shards are written
-atomically and skipped when present, so an interrupted build resumes.
+with an id map, plus a FAISS index (flat, IVF or IVF-PQ) over the embeddings for global-corpus retrieval. Shards are
+written atomically and skipped when present, so an interrupted build resumes.
+
+Latent storage (`storages` in the index spec; a method picks one with `storage`): `fp16` (the shards), `int8`
+(per-dimension symmetric scale, 1 byte per value) and `pq` (FAISS product quantization, `pq_m` one-byte codes per
+latent vector). Each quantized form is written beside the shards (`latents-<storage>.safetensors`) and decoded when
+loaded; its bytes per item count the codes plus its share of the scales or codebook.
 
 Usage: python -m lmem.index --checkpoint DIR --data DATA.jsonl --out DIR [--spec JSON] [--threads N]
 """
@@ -30,8 +35,51 @@ def item_key(example_id: str, evidence_id: str) -> str:
     return f"{example_id}\t{evidence_id}"
 
 
+STORAGES = ("fp16", "int8", "pq")
+
+
+def encode_latents(latents: torch.Tensor, storage: str, pq_m: int = 64) -> tuple[dict, float]:
+    """(tensors to store, bytes per item) of (N, T, H) latents in `storage`."""
+    n, t, h = latents.shape
+    x = latents.float().reshape(n * t, h)
+    if storage == "int8":
+        scale = (x.abs().amax(0) / 127).clamp(min=1e-8)
+        codes = torch.round(x / scale).clamp(-127, 127).to(torch.int8)
+        return {"codes": codes, "scale": scale}, t * h + scale.numel() * 4 / max(n, 1)
+    if storage == "pq":
+        import faiss
+
+        if h % pq_m:
+            raise ValueError(f"pq_m {pq_m} must divide the latent size {h}")
+        nbits = max(1, min(8, int(math.log2(max(n * t, 2)))))  # k-means needs as many points as centroids
+        pq = faiss.ProductQuantizer(h, pq_m, nbits)
+        data = np.ascontiguousarray(x.numpy(), dtype=np.float32)
+        pq.train(data)
+        codes = torch.from_numpy(pq.compute_codes(data).copy())
+        centroids = torch.from_numpy(faiss.vector_to_array(pq.centroids).copy())
+        meta = torch.tensor([h, pq_m, nbits])
+        return ({"codes": codes, "centroids": centroids, "pq": meta},
+                t * codes.shape[1] + centroids.numel() * 4 / max(n, 1))
+    raise ValueError(f"unknown latent storage {storage!r}; known: {STORAGES}")
+
+
+def decode_latents(tensors: dict, shape: tuple[int, int, int]) -> torch.Tensor:
+    """The (N, T, H) fp16 latents a stored form decodes to."""
+    if "scale" in tensors:
+        x = tensors["codes"].float() * tensors["scale"]
+    else:
+        import faiss
+
+        h, m, nbits = tensors["pq"].tolist()
+        pq = faiss.ProductQuantizer(h, m, nbits)
+        faiss.copy_array_to_vector(tensors["centroids"].numpy().astype(np.float32), pq.centroids)
+        x = torch.from_numpy(pq.decode(np.ascontiguousarray(tensors["codes"].numpy(), dtype=np.uint8)))
+    return x.reshape(shape).half()
+
+
 def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_size: int = 32,
-                shard_size: int = 4096, faiss_type: str = "flat", nlist: int = 256) -> dict:
+                shard_size: int = 4096, faiss_type: str = "flat", nlist: int = 256,
+                storages: tuple[str, ...] = ("fp16",), pq_m: int = 64) -> dict:
     from safetensors.torch import save_file
 
     out = Path(out_dir)
@@ -69,11 +117,22 @@ def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_
     index = LatentIndex.load_shards(out, keys)
     _write_faiss(index.embeddings.numpy(), out / "faiss.index", faiss_type, nlist)
     T, H = index.latents.shape[1:]
+    storage = {"fp16": {"bytes_per_item": int(T * H * 2)}}
+    for name in storages:
+        if name != "fp16":
+            from safetensors.torch import save_file
+
+            tensors, nbytes = encode_latents(index.latents, name, pq_m)
+            with atomic_path(out / f"latents-{name}.safetensors") as tmp:
+                save_file(tensors, str(tmp))
+            err = (decode_latents(tensors, tuple(index.latents.shape)).float() - index.latents.float()).norm()
+            storage[name] = {"bytes_per_item": round(nbytes, 2),
+                             "relative_error": round(float(err / index.latents.float().norm().clamp(min=1e-8)), 5)}
     raw = [len(t.encode()) for t in texts]
     meta = {"n_items": len(keys), "n_examples": len(examples), "num_mem_tokens": int(T), "hidden": int(H),
             "retrieval_dim": int(index.embeddings.shape[1]), "bytes_per_item": int(T * H * 2),
             "raw_text_bytes_per_item": float(np.mean(raw)) if raw else 0.0, "shards": n_shards,
-            "faiss": faiss_type, "seconds": round(seconds, 2),
+            "faiss": faiss_type, "seconds": round(seconds, 2), "storage": storage,
             "items_per_second": round(len(keys) / seconds, 2) if seconds > 0 else None}
     with atomic_path(out / "ids.json") as tmp:
         tmp.write_text(json.dumps(keys))
@@ -85,9 +144,12 @@ def _write_faiss(embeddings: np.ndarray, path: Path, faiss_type: str, nlist: int
     import faiss
 
     d = embeddings.shape[1]
-    if faiss_type == "ivf" and len(embeddings) >= 4 * nlist:
+    if faiss_type in ("ivf", "ivfpq") and len(embeddings) >= 39 * nlist:
         quantizer = faiss.IndexFlatIP(d)
-        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        if faiss_type == "ivfpq":  # d/4 one-byte codes per vector (16x fewer bytes than float32)
+            index = faiss.IndexIVFPQ(quantizer, d, nlist, max(1, d // 4), 8, faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
         index.train(embeddings)
     else:  # flat: exact inner product (= cosine on unit vectors); also the fallback for small corpora
         index = faiss.IndexFlatIP(d)
@@ -103,6 +165,7 @@ class LatentIndex:
         self.keys, self.latents, self.embeddings, self.folder = keys, latents, embeddings, folder
         self.row = {k: i for i, k in enumerate(keys)}
         self._faiss = None
+        self.bytes_per_item = float(latents.shape[1] * latents.shape[2] * 2) if latents.ndim == 3 else 0.0
 
     @classmethod
     def load_shards(cls, folder: Path, keys: list[str]) -> "LatentIndex":
@@ -119,11 +182,24 @@ class LatentIndex:
         return cls(keys, latents, embeddings, folder)
 
     @classmethod
-    def load(cls, folder: str | Path) -> "LatentIndex":
+    def load(cls, folder: str | Path, storage: str = "fp16") -> "LatentIndex":
+        """The index with its latents as stored in `storage` (decoded to fp16)."""
         folder = Path(folder)
         if not (folder / "meta.json").exists():
             raise FileNotFoundError(f"{folder}: no finished latent index (meta.json missing); run `lmem index`")
-        return cls.load_shards(folder, json.loads((folder / "ids.json").read_text()))
+        index = cls.load_shards(folder, json.loads((folder / "ids.json").read_text()))
+        meta = json.loads((folder / "meta.json").read_text())
+        stored = meta.get("storage", {"fp16": {"bytes_per_item": meta["bytes_per_item"]}})
+        if storage not in stored:
+            raise FileNotFoundError(f"{folder}: no {storage!r} latents (built: {sorted(stored)}); add it to the "
+                                    f"compressor's index `storages` and rebuild")
+        if storage != "fp16":
+            from safetensors.torch import load_file
+
+            index.latents = decode_latents(load_file(str(folder / f"latents-{storage}.safetensors")),
+                                           tuple(index.latents.shape))
+        index.bytes_per_item = float(stored[storage]["bytes_per_item"])
+        return index
 
     def pool_rows(self, example: Example) -> list[int]:
         try:
@@ -154,15 +230,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--spec", default="{}", help='{"batch_size", "shard_size", "faiss": "flat"|"ivf", "nlist", '
-                    '"images": where image evidence lives}')
+    ap.add_argument("--spec", default="{}", help='{"batch_size", "shard_size", "faiss": "flat"|"ivf"|"ivfpq", '
+                    '"nlist", "storages": ["fp16", "int8", "pq"], "pq_m", "images": where image evidence lives}')
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     setup(args.threads)
     spec = parse_spec(args.spec)
     compressor = load_compressor(args.checkpoint, spec.get("images"))
     meta = build_index(compressor, read_examples(args.data), args.out, spec.get("batch_size", 32),
-                       spec.get("shard_size", 4096), spec.get("faiss", "flat"), spec.get("nlist", 256))
+                       spec.get("shard_size", 4096), spec.get("faiss", "flat"), spec.get("nlist", 256),
+                       tuple(spec.get("storages", ["fp16"])), spec.get("pq_m", 64))
     log.info("indexed %d items at %s items/s", meta["n_items"], meta["items_per_second"])
 
 

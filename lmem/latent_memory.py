@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 
 from lmem.baselines import foreign, top_k
+from lmem.corpus import Corpus
+from lmem.index import item_key
 from lmem.prompts import LatentPrompt, encode_latent
 from lmem.records import Evidence, Example
 
@@ -71,3 +73,26 @@ def answer(compressor, generator, examples: list[Example], retrieve, k: int, pro
         retrieved.append(evidence)
         projected.append(compressor.project(lat.float().to(compressor.device)).reshape(len(evidence) * T, -1))
     return generator.generate_latent(prompts, projected, desc=desc), retrieved, prompts
+
+
+def global_retriever(examples: list[Example], index):
+    """One memory over every evidence item of the benchmark (lmem/corpus.py): each distinct item is retrieved
+    once, as the question's own pool item where it is one, else as another question's, never gold. The index
+    keeps a row per pool item; the search goes deep enough to return k distinct items."""
+    corpus = Corpus.build(examples)
+    position = {item_key(ex.id, e.id): (i, j) for i, ex in enumerate(examples) for j, e in enumerate(ex.pool)}
+    corpus_row = []
+    for key in index.keys:
+        i, j = position[key]
+        corpus_row.append(corpus.pool_rows[i][j])
+    depth = min(len(index.keys), max((len(o) for o in corpus.owners), default=1))
+
+    def retrieve(i, query, k):
+        rows, seen = [], set()
+        for r in index.search(query.numpy()[None], min(len(index.keys), k * depth))[0]:
+            if r >= 0 and corpus_row[r] not in seen and len(rows) < k:
+                seen.add(corpus_row[r])
+                rows.append(int(r))
+        return corpus.view(examples, i, [corpus_row[r] for r in rows]), index.latents[rows]
+
+    return retrieve

@@ -148,9 +148,21 @@ def encode_slots(tokenizer, question: str, contexts: list[str], slot_sizes: list
     return LatentPrompt(segments, list(slot_sizes), total, total - first, q_tok - first if contexts else 0)
 
 
+LATENT_LAYOUTS = ("paper", "compact")
+
+
 def encode_latent(tokenizer, question: str, n_latents: int, prompt_cfg: dict, positions_per_slot: int = 1
                   ) -> LatentPrompt:
-    """The prompt of docs/method.md section 4 with `Latent context i: <latent>` in place of each text context."""
+    """The prompt of docs/method.md section 4 with `Latent context i: <latent>` in place of each text context
+    (`prompt.latent_layout: paper`), or one label for the whole memory with the latents side by side, each its own
+    positions (`compact`: `Memory: <l1><l2>...<lk>`, `prompt.memory_label`)."""
+    layout = prompt_cfg.get("latent_layout", "paper")
+    if layout not in LATENT_LAYOUTS:
+        raise InputError(f"prompt.latent_layout must be one of {LATENT_LAYOUTS}, got {layout!r}")
+    if layout == "compact":
+        return encode_slots(tokenizer, question, [LATENT_SLOT * n_latents] if n_latents else [],
+                            [positions_per_slot] * n_latents, prompt_cfg,
+                            context_label=prompt_cfg.get("memory_label", "Memory: "))
     return encode_slots(tokenizer, question, [LATENT_SLOT] * n_latents, [positions_per_slot] * n_latents,
                         prompt_cfg, context_label=prompt_cfg["latent_label"])
 

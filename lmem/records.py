@@ -116,6 +116,8 @@ class ResultRow:
     data_sha256: str
     models: str = ""  # other models/checkpoints the method used: "name=id@sha256;..." (retriever, compressor...)
     metric: str = ""  # the official answer metric the row is scored by (lmem.metrics.qa.F1_RULES)
+    retrieval: str = ""  # pool | global for methods that retrieve top-k (lmem/corpus.py), else empty
+    latent_layout: str = ""  # paper | compact for methods whose prompt holds latents (Latent Memory, xRAG)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,4 +1,5 @@
-"""Stage `report`: the tidy results table (CSV + Markdown) and one accuracy-vs-generator-token plot per benchmark.
+"""Stage `report`: the tidy results table (CSV + Markdown), one accuracy-vs-generator-token plot per benchmark and
+one storage-vs-accuracy plot (bytes per stored evidence item) per benchmark.
 
 Usage: python -m lmem.report --rows ROW.json ... --out-dir results/<profile> --x tokens_no_system --y f1
 """
@@ -41,37 +42,118 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
     return sorted(keep, key=lambda i: points[i][0])
 
 
-def plot_benchmark(df: pd.DataFrame, benchmark: str, x: str, y: str, out_dir: Path) -> list[Path]:
+MARKERS = {("pool", "paper"): "o", ("global", "paper"): "^", ("pool", "compact"): "s", ("global", "compact"): "D"}
+
+
+def method_colors(methods) -> dict[str, str]:
+    """One colour per method name, the same on every plot of a report (tab10, then Dark2 and Set1: 27 distinct)."""
+    import matplotlib
+
+    palette = [c for name in ("tab10", "Dark2", "Set1") for c in matplotlib.colormaps[name].colors]
+    return {m: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, m in enumerate(sorted(set(methods)))}
+
+
+def _overlaps(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def place_labels(ax, xs: list[float], ys: list[float], labels: list[str], fontsize: float = 7) -> list:
+    """Annotate each point with its label where the label's box meets no other label's box and no marker: candidate
+    offsets on rings of growing radius around the point, the first free one taken (points in order of x, so the
+    result is deterministic); a leader line joins a label set away from its point. Returns the text artists."""
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    taken = []
+    for x, y in zip(xs, ys):  # the markers themselves (about 7 px across)
+        px, py = ax.transData.transform((x, y))
+        taken.append(Bbox([[px - 4, py - 4], [px + 4, py + 4]]))
+    frame = ax.get_window_extent(renderer)
+    texts = []
+    for i in sorted(range(len(xs)), key=lambda j: (xs[j], ys[j], labels[j])):
+        px, py = ax.transData.transform((xs[i], ys[i]))
+        probe = ax.text(0, 0, labels[i], fontsize=fontsize, transform=None)
+        w, h = probe.get_window_extent(renderer).width, probe.get_window_extent(renderer).height
+        probe.remove()
+        chosen = None
+        for radius in [6 + 5 * r for r in range(40)]:
+            for angle in (30, -30, 150, -150, 90, -90, 0, 180, 60, -60, 120, -120):
+                dx, dy = radius * math.cos(math.radians(angle)), radius * math.sin(math.radians(angle))
+                x0 = px + dx if dx >= 0 else px + dx - w
+                y0 = py + dy if dy >= 0 else py + dy - h
+                box = Bbox([[x0, y0], [x0 + w, y0 + h]])
+                inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1)
+                if inside and not any(_overlaps(box, t) for t in taken):
+                    chosen = box
+                    break
+            if chosen is not None:
+                break
+        if chosen is None:  # nowhere free inside the axes: beside the point, accepted
+            chosen = Bbox([[px + 6, py + 6], [px + 6 + w, py + 6 + h]])
+        taken.append(chosen)
+        far = math.hypot(chosen.x0 - px, chosen.y0 - py) > 20
+        t = ax.annotate(labels[i], (xs[i], ys[i]), xytext=ax.transData.inverted().transform((chosen.x0, chosen.y0)),
+                        textcoords="data", fontsize=fontsize, ha="left", va="bottom",
+                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5"} if far else None)
+        texts.append(t)
+    return texts
+
+
+def plot_benchmark(df: pd.DataFrame, benchmark: str, x: str, y: str, out_dir: Path, colors: dict | None = None,
+                   name: str | None = None) -> list[Path]:
+    """One scatter plot of a benchmark's rows: `y` against `x` (log axis, plain-number ticks), one colour per
+    method (`colors`, shared by a report's plots), marker by retrieval (pool / global) and latent layout (paper /
+    compact), labels that never overlap, and a Pareto frontier per generator (the main generator's dashed; another
+    generator's points hollow, with a dotted frontier of their own, named in the legend)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     sub = df[df["benchmark"] == benchmark].reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    colors = colors or method_colors(sub["method"])
+    fig, ax = plt.subplots(figsize=(7.2, 5.0))
     xs = [max(float(v), 1.0) for v in sub[x]]  # log axis: closed-book can have 0 context tokens
     ys = [float(v) for v in sub[y]]
-    colors = {m: f"C{i}" for i, m in enumerate(sorted(sub["method"].unique()))}
+    main = sub["generator"].mode().iloc[0] if len(sub) else ""
     for i, r in sub.iterrows():
-        label = r["method"] if r["k"] == "all" else f"{r['method']}@{r['k']}"
-        ax.scatter(xs[i], ys[i], color=colors[r["method"]], s=36, zorder=3)
-        ax.annotate(label, (xs[i], ys[i]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        marker = MARKERS.get((r.get("retrieval") or "pool", r.get("latent_layout") or "paper"), "o")
+        own = r["generator"] == main
+        ax.scatter(xs[i], ys[i], s=36, zorder=3, marker=marker, edgecolors=colors[r["method"]],
+                   facecolors=colors[r["method"]] if own else "none", linewidths=1.2)
         if y == "f1" and not math.isnan(r["f1_ci_low"]):
             ax.plot([xs[i], xs[i]], [r["f1_ci_low"], r["f1_ci_high"]], color=colors[r["method"]], lw=1, alpha=0.5)
-    front = pareto(list(zip(xs, ys)))
-    ax.plot([xs[i] for i in front], [ys[i] for i in front], "k--", lw=1, label="Pareto frontier", zorder=2)
+    for gen in [main] + sorted(set(sub["generator"]) - {main}):
+        idx = [i for i in range(len(sub)) if sub["generator"][i] == gen]
+        front = [idx[j] for j in pareto([(xs[i], ys[i]) for i in idx])]
+        label = "Pareto frontier" if gen == main else f"frontier, generator {gen}"
+        ax.plot([xs[i] for i in front], [ys[i] for i in front], ls="--" if gen == main else ":",
+                color="k" if gen == main else "0.45", lw=1, label=label, zorder=2)
     ax.set_xscale("log")
-    ax.set_xlabel(f"generator {x} per question (log)")
+    plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(f"{x} per {'item' if x == 'bytes_per_item' else 'question'} (log)")
     ax.set_ylabel(y.upper() if len(y) <= 3 else y)
     n = int(sub["n"].max()) if len(sub) else 0
-    ax.set_title(f"{benchmark}: {y} vs generator tokens (n={n}, {sub['generator'].iloc[0] if len(sub) else ''})",
-                 fontsize=9)
+    ax.set_title(f"{benchmark}: {y} vs {x} (n={n}, {main})", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    handles = [plt.Line2D([], [], marker=m, ls="", color="0.3", label=f"{ret}, {lay} layout")
+               for (ret, lay), m in MARKERS.items()
+               if ((sub.get("retrieval", pd.Series(dtype=str)).fillna("").replace("", "pool") == ret) &
+                   (sub.get("latent_layout", pd.Series(dtype=str)).fillna("").replace("", "paper") == lay)).any()]
+    ax.legend(handles=ax.get_legend_handles_labels()[0] + (handles if len(handles) > 1 else []), fontsize=7,
+              loc="best")
     fig.tight_layout()
+    labels = [r["method"] if r["k"] == "all" else f"{r['method']}@{r['k']}" for _, r in sub.iterrows()]
+    place_labels(ax, xs, ys, labels)
     paths = []
     for ext in ("png", "svg"):
-        path = out_dir / f"{benchmark}.{ext}"
+        path = out_dir / f"{name or benchmark}.{ext}"
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=ext, dpi=120)
         paths.append(path)
@@ -101,11 +183,15 @@ def report(row_paths: list[str], out_dir: str, x: str, y: str) -> pd.DataFrame:
         md += [f"- {r['benchmark']} / {r['method']} k={r['k']}: {r['skipped']}" for r in skipped]
     write_text(out / "results.md", "\n".join(md) + "\n")
     (out / "plots").mkdir(parents=True, exist_ok=True)
+    colors = method_colors(df["method"])
     for bench in sorted(df["benchmark"].unique()):
         rows_b = df[df["benchmark"] == bench]
         # WebQA-style benchmarks (every row has the official accuracy) are plotted by it
         y_b = "webqa_acc" if y == "f1" and rows_b["webqa_acc"].notna().all() else y
-        plot_benchmark(df, bench, x, y_b, out / "plots")
+        plot_benchmark(df, bench, x, y_b, out / "plots", colors)
+        stored = rows_b[rows_b["bytes_per_item"] > 0]
+        if stored["method"].nunique() > 1 and "[" not in bench:  # storage vs accuracy (issue 15)
+            plot_benchmark(stored, bench, "bytes_per_item", y_b, out / "plots", colors, f"{bench}.storage")
     return df
 
 

@@ -100,6 +100,7 @@ def _row(preds: list[Prediction], benchmark: str, run_meta: dict, data_meta: dic
     f1s = [100 * r["f1"] for r in per_q]
     accs = [100 * r["acc"] for r in per_q]
     spec = run_meta["spec"]
+    method = spec.get("method_spec", {})
     f1_ci, acc_ci = bootstrap_ci(f1s, samples, seed), bootstrap_ci(accs, samples, seed)
     result = ResultRow(
         benchmark=benchmark, method=preds[0].method, k=preds[0].k, generator=run_meta["generator"]["spec"],
@@ -119,6 +120,9 @@ def _row(preds: list[Prediction], benchmark: str, run_meta: dict, data_meta: dic
         git_commit=run_meta.get("git_commit", "unknown"), generator_sha256=run_meta["generator"]["sha256"],
         data_sha256=data_meta.get("source_sha256") or data_meta["sha256"],
         models=";".join(f"{k}={v}" for k, v in sorted(run_meta.get("models", {}).items())), metric=metric,
+        retrieval="" if preds[0].k == "all" else method.get("retrieval", "pool"),
+        latent_layout=(method.get("latent_layout") or spec.get("prompt", {}).get("latent_layout", "paper")
+                       if method.get("class", spec.get("method")) in ("latent_memory", "xrag") else ""),
     )
     return result, per_q
 

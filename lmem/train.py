@@ -75,6 +75,8 @@ class TrainConfig:
     # feature (the regression to the vision tower's embedding); needs a compressor with a vision module
     w_image: float = 0.0
     recon_negatives: bool = False
+    # the student's prompt layout (prompt.latent_layout): a compressor meant for the compact layout trains on it
+    latent_layout: str | None = None
     eval_every: int = 50
     save_every: int = 25
     val_questions: int = 40
@@ -203,7 +205,8 @@ class Trainer:
 
         self.spec, self.out = spec, Path(out_dir)
         self.tcfg = TrainConfig.from_dict(dict(spec.get("train", {}), seed=spec.get("seed", 0)))
-        self.prompt_cfg = spec["prompt"]
+        self.prompt_cfg = dict(spec["prompt"], **({"latent_layout": self.tcfg.latent_layout}
+                                                   if self.tcfg.latent_layout else {}))
         self.out.mkdir(parents=True, exist_ok=True)
         images = spec["compressor"].get("images")
         self.generator = frozen_generator(spec["generator"], images)

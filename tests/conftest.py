@@ -36,6 +36,22 @@ def smollm2():
 
 
 @pytest.fixture
+def capture_generator(smollm2):
+    """The real prompt building around SmolLM2's tokenizer, generation replaced (answers "Velk"; prompts kept)."""
+    from lmem.generator import Generator
+
+    class Capture(Generator):
+        def __init__(self):
+            self.tokenizer, self.max_input_tokens, self.vision = smollm2[0], 4096, None
+
+        def generate(self, prompts, desc=""):
+            self.prompts = prompts
+            return ["Velk"] * len(prompts)
+
+    return Capture()
+
+
+@pytest.fixture
 def base_config():
     from lmem.config import validate_config
 

@@ -51,19 +51,9 @@ def test_dense_recall_on_synth_beats_chance(base_config):
     assert recall / len(exs) > 0.4  # chance at k=5 of ~36 is ~0.14
 
 
-def test_run_puts_retrieved_text_back_in_document_order(smollm2, base_config):
-    from lmem.generator import Generator
-
-    class Capture(Generator):  # the real prompt building, generation replaced
-        def __init__(self):
-            self.tokenizer, self.max_input_tokens, self.vision = smollm2[0], 4096, None
-
-        def generate(self, prompts, desc=""):
-            self.prompts = prompts
-            return ["Velk"] * len(prompts)
-
+def test_run_puts_retrieved_text_back_in_document_order(capture_generator, base_config):
     ex = example(POOL, gold=(3,))
-    gen = Capture()
+    gen = capture_generator
     (pred,) = baselines.get("bm25")({}, base_config).run([ex], gen, 2)
     text = gen.tokenizer.decode(gen.prompts[0].input_ids)
     assert text.index("Amberlin lies") < text.index("The river Velk flows")  # document order, not rank order

@@ -25,8 +25,10 @@ def test_ci_profile_runs():
     assert ("synth", "xrag", "5") in r and ("synth", "xrag_shuffled", "5") in r
     assert ("hotpotqa", "latent_memory_shuffled", "5") in r and ("synth", "llmlingua2_r10", "all") in r
     assert ("nq", "full_context", "all") not in r and ("nq", "xrag", "5") not in r
-    # synth: 4 methods without k + 6 at k = 5; HotpotQA: 2 + 3; four more slices: 1 + 2; TriviaQA: 1
-    assert len(r) == (4 + 6) + (2 + 3) + 4 * (1 + 2) + 1
+    assert ("hotpotqa", "bm25_global", "5") in r and ("synth", "bm25_global", "5") not in r
+    assert ("synth", "latent_memory_pq", "5") in r and ("nq", "latent_memory_compact", "5") in r
+    # synth: 4 methods without k + 9 at k = 5; HotpotQA: 2 + 8 (4 global); four more slices: 1 + 3; TriviaQA: 1
+    assert len(r) == (4 + 9) + (2 + 8) + 4 * (1 + 3) + 1
 
 
 def test_errors_list_every_problem():

@@ -1,5 +1,8 @@
 """The latent index and latent-memory QA, end to end on a tiny random model (plumbing only)."""
 
+import math
+
+import pytest
 import torch
 
 from lmem import baselines
@@ -40,5 +43,53 @@ def test_index_round_trip_resume_and_latent_memory(tiny_llama, base_config, tmp_
         text_len = generator.tokenizer("Latent context 1: ", add_special_tokens=False)["input_ids"]
         assert all(p.tokens_context >= 3 * (len(text_len) + 1) for p in preds)
         assert method.bytes_per_item == 64
+    # cross-family reads the same index globally: each question gets k distinct items, others' never gold
+    cross = baselines.get("cross_family")({"checkpoint_dir": str(ckpt), "index_dir": str(tmp_path / "index"),
+                                           "retrieval": "global"}, base_config, label="cross_family")
+    for ex, ev in zip(examples, cross.select(examples, 3)):
+        assert len(ev) == 3 and all(not e.gold for e in ev if "/" in e.id)
+    # global: each distinct item once, however many pools hold it
+    texts = {f"{ex.id}/{e.id}": e.text for ex in examples for e in ex.pool}
+    for p, ex in zip(preds, examples):
+        own = {e.id: e.text for e in ex.pool}
+        got = [own.get(r) or texts[r] for r in p.retrieved_ids]
+        assert len(set(got)) == len(got)
     pool_ids = {e.id for e in examples[0].pool}
     assert set(preds[0].retrieved_ids) <= pool_ids | {r for r in preds[0].retrieved_ids if "/" in r}
+
+
+def test_latent_storage_int8_and_pq(tiny_llama, base_config, tmp_path):
+    """The quantized latent forms: written beside the fp16 shards, decoded on load, their bytes counted (codes plus
+    the share of scales or codebook), int8 within 1% of fp16; Latent Memory reads the form its entry names."""
+    examples = synth(4)
+    comp = build_compressor(CompressorConfig(model=tiny_llama, lora_r=4, lora_alpha=8, generator_hidden=32)).eval()
+    ckpt = tmp_path / "ckpt"
+    comp.save(ckpt)
+    meta = build_index(comp, examples, tmp_path / "index", batch_size=16, storages=("fp16", "int8", "pq"), pq_m=8)
+    n = meta["n_items"]
+    assert meta["storage"]["fp16"]["bytes_per_item"] == 64
+    assert meta["storage"]["int8"]["bytes_per_item"] == pytest.approx(32 + 32 * 4 / n, abs=0.01)
+    assert meta["storage"]["int8"]["relative_error"] < 0.01
+    nbits = min(8, int(math.log2(n)))
+    assert meta["storage"]["pq"]["bytes_per_item"] == pytest.approx(math.ceil(8 * nbits / 8) + (2 ** nbits) * 32 * 4 / n, abs=0.01)
+    fp16 = LatentIndex.load(tmp_path / "index")
+    for storage, tol in (("int8", 0.02), ("pq", 1.0)):
+        index = LatentIndex.load(tmp_path / "index", storage)
+        assert index.latents.shape == fp16.latents.shape and index.latents.dtype == torch.float16
+        rel = (index.latents.float() - fp16.latents.float()).norm() / fp16.latents.float().norm()
+        assert rel < tol and index.bytes_per_item == meta["storage"][storage]["bytes_per_item"]
+    with pytest.raises(FileNotFoundError, match="no 'int8' latents"):
+        build_index(comp, examples, tmp_path / "plain", batch_size=16)
+        LatentIndex.load(tmp_path / "plain", "int8")
+    generator = Generator(dict(base_config["generator"], model=tiny_llama, max_new_tokens=2))
+    method = baselines.get("latent_memory")({"checkpoint_dir": str(ckpt), "index_dir": str(tmp_path / "index"),
+                                             "storage": "int8"}, base_config, label="latent_memory_int8")
+    assert len(method.run(examples, generator, 2)) == 4 and method.bytes_per_item < 64
+    # the compact layout: one label, the latents side by side
+    compact = baselines.get("latent_memory")({"checkpoint_dir": str(ckpt), "index_dir": str(tmp_path / "index"),
+                                              "latent_layout": "compact"}, base_config, label="lm_compact")
+    paper = baselines.get("latent_memory")({"checkpoint_dir": str(ckpt), "index_dir": str(tmp_path / "index")},
+                                           base_config, label="lm")
+    c, p = compact.run(examples, generator, 2), paper.run(examples, generator, 2)
+    assert [x.retrieved_ids for x in c] == [x.retrieved_ids for x in p]
+    assert all(a.tokens_context < b.tokens_context for a, b in zip(c, p))

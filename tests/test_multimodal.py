@@ -242,6 +242,11 @@ def test_clip_image_retrieval(smollm2, tmp_path):
     ranked = method.select(examples, 2)
     assert [len(r) for r in ranked] == [2, 2, 2] and all(e.kind == "image" for r in ranked for e in r)
     assert ranked == method.select(examples, 2)  # deterministic
+    glob = baselines.get("clip")({"k": [2], "model": str(tmp_path / "clip"), "retrieval": "global"},
+                                 {"images": None}).select(examples, 2)
+    assert [len(r) for r in glob] == [2, 2, 2]
+    own = [{e.id for e in ex.pool} for ex in examples]
+    assert all(e.id in ids or "/" in e.id for r, ids in zip(glob, own) for e in r)
     missing = baselines.get("clip")({"k": [2], "model": str(tmp_path / "no-such-clip")}, {})
     with pytest.raises(baselines.MethodUnavailable, match="not available"):
         missing.select(examples, 2)

@@ -59,3 +59,20 @@ def test_too_long_drops_lowest_ranked_first_and_keeps_question(smollm2, base_con
     assert "Question: Which river?" in tok.decode(cut.input_ids)
     with pytest.raises(InputError, match="max_input_tokens"):
         encode_with_evidence(tok, "Which river? " * 50, ranked, base_config["prompt"], 40, doc_pos)
+
+
+def test_compact_latent_layout_counts_one_label_and_one_position_per_latent(smollm2, base_config):
+    from lmem.prompts import encode_latent
+
+    tok, _ = smollm2
+    paper = encode_latent(tok, "Who founded the museum?", 5, base_config["prompt"])
+    compact_cfg = dict(base_config["prompt"], latent_layout="compact")
+    compact = encode_latent(tok, "Who founded the museum?", 5, compact_cfg)
+    label = len(tok("Memory:", add_special_tokens=False)["input_ids"])
+    newline = len(tok("\n", add_special_tokens=False)["input_ids"])
+    assert compact.n_slots == 5 and compact.slot_sizes == [1] * 5
+    assert compact.tokens_context == label + 5 + newline  # "Memory:" <l1>..<l5> "\n"
+    assert paper.tokens_context > 3 * compact.tokens_context
+    assert compact.tokens_full - compact.tokens_context == paper.tokens_full - paper.tokens_context
+    with pytest.raises(InputError, match="latent_layout"):
+        encode_latent(tok, "q?", 2, dict(base_config["prompt"], latent_layout="wide"))

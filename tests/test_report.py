@@ -74,3 +74,35 @@ def test_timings_table_accounts_for_every_job(tmp_path):
     assert "| train " in (tmp_path / "timings.md").read_text()
     with pytest.raises(InputError, match="run/synth/dense/k5"):
         timings(bench, jobs + ["run/synth/dense/k5"], tmp_path)
+
+
+def test_labels_of_many_close_points_never_overlap(tmp_path):
+    """A crowded plot (20 points within a few percent of each other): no two label boxes intersect, and none
+    covers a marker; the report's plot of the same rows renders with plain-number ticks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lmem.report import place_labels, plot_benchmark
+
+    fig, ax = plt.subplots(figsize=(7.2, 5.0))
+    xs = [100 + 3 * i for i in range(20)]
+    ys = [10 + 0.1 * (i % 4) for i in range(20)]
+    ax.scatter(xs, ys)
+    ax.set_xscale("log")
+    ax.set_xlim(10, 1000)
+    ax.set_ylim(0, 20)
+    texts = place_labels(ax, xs, ys, [f"method_{i}@5" for i in range(20)])
+    fig.canvas.draw()
+    from matplotlib.text import Text
+
+    boxes = [Text.get_window_extent(t) for t in texts]  # the label itself (an annotation's box holds its leader)
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+    plt.close(fig)
+    rows = pd.DataFrame([{**{c: 0 for c in COLUMNS}, "benchmark": "b", "method": f"m{i}", "k": "5", "generator": "g",
+                          "n": 10, "f1": y, "tokens_no_system": x, "f1_ci_low": float("nan"), "retrieval": "pool"}
+                         for i, (x, y) in enumerate(zip(xs, ys))])
+    assert plot_benchmark(rows, "b", "tokens_no_system", "f1", tmp_path)[0].stat().st_size > 1000

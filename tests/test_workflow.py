@@ -82,13 +82,18 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
                                                "memory": "shuffled"},
                     "llmlingua2_r10": {"class": "llmlingua2", "rate": 0.1},  # paper model absent offline: skipped
                     # retrieval by the trained compressor, raw text to the method's own generator
-                    "cross_family": {"k": [2], "compressor": "tiny", "generator": {"model": tiny_llama}}},
+                    "cross_family": {"k": [2], "compressor": "tiny", "generator": {"model": tiny_llama}},
+                    # issue 15: the global corpus (dense via the embed_corpus job), PQ latents, the compact layout
+                    "dense_global": {"class": "dense", "k": [2], "retrieval": "global"},
+                    "latent_memory_variants": {"class": "latent_memory", "k": [2], "compressor": "tiny",
+                                               "retrieval": "global", "storage": "pq", "latent_layout": "compact"}},
         "compressors": {"tiny": {
             "model": tiny_llama, "lora_r": 4, "lora_alpha": 8,
             "train": {"steps": 2, "batch_size": 4, "eval_every": 2, "save_every": 2, "val_questions": 2,
                       "hard_negatives": 2, "distill_tokens": 2, "distill_topk": 8},
             "train_data": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="train")}},
-            "val_data": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="dev")}}}},
+            "val_data": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="dev")}},
+            "index": {"storages": ["fp16", "pq"], "pq_m": 8}}},
         "metrics": {"bootstrap_samples": 50},
     }
     path = tmp_path / "e2e.yaml"
@@ -103,7 +108,8 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     assert {(r["method"], r["k"]) for r in rows} == {("closed_book", "all"), ("oracle", "all"), ("bm25", "1"),
                                                      ("dense", "2"), ("latent_memory", "2"),
                                                      ("latent_memory_untrained", "2"),
-                                                     ("latent_memory_shuffled", "2"), ("cross_family", "2")}
+                                                     ("latent_memory_shuffled", "2"), ("cross_family", "2"),
+                                                     ("dense_global", "2"), ("latent_memory_variants", "2")}
     by = {r["method"]: r for r in rows}
     # the shuffled-memory control reads other questions' latents: never their gold, the same token count
     assert float(by["latent_memory_shuffled"]["recall_at_k"]) == 0.0
@@ -112,6 +118,12 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     assert float(by["oracle"]["recall_at_k"]) == 1.0 and float(by["closed_book"]["tokens_context"]) == 0
     assert float(by["latent_memory"]["tokens_context"]) < float(by["dense"]["tokens_context"])
     assert float(by["latent_memory"]["bytes_per_item"]) == 32 * 2  # one fp16 latent of the tiny compressor
+    variants = by["latent_memory_variants"]
+    assert (variants["retrieval"], variants["latent_layout"]) == ("global", "compact")
+    assert float(variants["tokens_context"]) < float(by["latent_memory"]["tokens_context"])
+    assert by["dense_global"]["retrieval"] == "global" and by["dense"]["retrieval"] == "pool"
+    assert by["latent_memory"]["metric"] == "hotpotqa"
+    assert (res / "embeddings/synth/retriever.safetensors").exists() and (res / "plots/synth.storage.png").exists()
     assert by["cross_family"]["generator"] == tiny_llama and by["dense"]["generator"].startswith("HuggingFaceTB/")
     assert by["cross_family"]["models"].startswith("compressor=") and by["dense"]["models"].startswith("retriever=")
     assert (res / "compressors/tiny/train_log.csv").exists()
@@ -119,7 +131,8 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     assert {(t["rule"], t["job"]) for t in timed} >= {("prepare", "synth"), ("train", "tiny"),
                                                        ("index", "tiny-best/synth"), ("index", "tiny-init/synth"),
                                                        ("run", "synth/latent_memory/k2")}
-    assert len([t for t in timed if t["rule"] == "run"]) == 9 and all(float(t["s"]) >= 0 for t in timed)
+    assert len([t for t in timed if t["rule"] == "run"]) == 11 and all(float(t["s"]) >= 0 for t in timed)
+    assert ("embed", "synth") in {(t["rule"], t["job"]) for t in timed}
     assert "| train " in (res / "timings.md").read_text()
     for ext in ("png", "svg"):
         assert (res / "plots" / f"synth.{ext}").exists()
@@ -138,8 +151,10 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     assert out.returncode == 0, out.stderr[-3000:]
     res2 = tmp_path / "rerun" / "e2e"
     files = sorted(p.relative_to(res) for p in res.glob("predictions/**/*.jsonl"))
-    assert len(files) == 9
-    for rel in files + [Path("compressors/tiny/best/compressor.safetensors")]:
+    assert len(files) == 11
+    for rel in files + [Path("compressors/tiny/best/compressor.safetensors"),
+                        Path("latent_index/tiny-best/synth/latents-pq.safetensors"),
+                        Path("embeddings/synth/retriever.safetensors")]:
         assert (res / rel).read_bytes() == (res2 / rel).read_bytes(), f"{rel} differs between identical runs"
 
 

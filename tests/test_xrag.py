@@ -67,6 +67,14 @@ def test_run_one_token_per_retrieved_item(tiny_llama, base_config, tmp_path):
     owners = [p.retrieved_ids[0].split("/")[0] for p in shuffled]
     assert sorted(owners) == sorted(ex.id for ex in examples) and all(o != ex.id for o, ex in zip(owners, examples))
     assert [p.tokens_full for p in shuffled] == [p.tokens_full for p in preds]  # each question's own prompt
+    # global mode: the same tokens, ranked over the three questions' corpus
+    glob = baselines.get("xrag")({"k": [2], "projector_dir": str(tmp_path), "retrieval": "global"},
+                                 config).run(examples, generator, 2)
+    assert [p.tokens_full for p in glob] == [p.tokens_full for p in preds]
+    own = [{e.id for e in ex.pool} for ex in examples]
+    assert all(set(p.retrieved_ids) <= ids | {r for r in p.retrieved_ids if r.split("/")[0] in
+                                               {x.id for x in examples if x.id != p.example_id}}
+               for p, ids in zip(glob, own))
 
 
 def test_released_xrag_checkpoint_path(smollm2, base_config, tmp_path):

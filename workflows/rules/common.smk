@@ -3,6 +3,7 @@ import os
 import shlex
 
 from lmem.config import method_spec, runs, validate_config
+from lmem.corpus import uses_corpus_embeddings
 
 validate_config(config, "snakemake config")
 OUT = f"{config['results_dir']}/{config['name']}"
@@ -24,14 +25,23 @@ def spec_arg(obj):
     return shlex.quote(json.dumps(obj, sort_keys=True))
 
 
+def embeddings_path(method, benchmark):
+    """The embed_corpus job's file, for a method that ranks with the run's retriever (dense, xRAG), else None."""
+    if uses_corpus_embeddings(method, method_spec(config, method, benchmark), config):
+        return f"{OUT}/embeddings/{benchmark}/retriever.safetensors"
+    return None
+
+
 def latent_paths(method, benchmark):
-    """Folders of what a method's run reads besides the data: a trained compressor's checkpoint and latent index,
-    or a trained xRAG projector (else {})."""
+    """Paths of what a method's run reads besides the data: a trained compressor's checkpoint and latent index,
+    or a trained xRAG projector, and the corpus embeddings of the run's retriever (else {})."""
     spec = method_spec(config, method, benchmark)
+    emb = embeddings_path(method, benchmark)
+    extra = {"embeddings": emb} if emb else {}
     if "projector" in spec:
-        return {"projector_dir": f"{OUT}/projectors/{spec['projector']}"}
+        return {"projector_dir": f"{OUT}/projectors/{spec['projector']}", **extra}
     if "compressor" not in spec:
-        return {}
+        return extra
     stage = spec.get("checkpoint", "best")
     return {
         "checkpoint_dir": f"{OUT}/compressors/{spec['compressor']}/{stage}",
@@ -45,9 +55,11 @@ def run_inputs(w):
     vision = config["benchmarks"][w.benchmark].get("vision")
     if vision:
         inputs["vision"] = f"{OUT}/vision/{vision}/projector.safetensors"
+    if "embeddings" in paths:
+        inputs["embeddings"] = paths["embeddings"]
     if "projector_dir" in paths:
         inputs["projector"] = f"{paths['projector_dir']}/projector.safetensors"
-    elif paths:
+    elif "checkpoint_dir" in paths:
         inputs["checkpoint"] = f"{paths['checkpoint_dir']}/compressor.safetensors"
         inputs["index"] = f"{paths['index_dir']}/meta.json"
     return inputs
@@ -133,6 +145,8 @@ def timed_jobs():
     visions = {b["vision"] for b in config["benchmarks"].values() if b.get("vision")}
     for b, m, k in RUNS:
         jobs.add(f"run/{b}/{m}/k{k}")
+        if embeddings_path(m, b):
+            jobs.add(f"embed/{b}")
         spec = method_spec(config, m, b)
         if "projector" in spec:
             jobs.add(f"train_xrag/{spec['projector']}")

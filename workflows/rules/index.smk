@@ -18,3 +18,24 @@ rule build_latent_index:
     shell:
         "python -m lmem.index --checkpoint {params.checkpoint_dir} --data {input.data} --out {params.out_dir}"
         " --spec {params.spec} --threads {threads} > {log} 2>&1"
+
+
+rule embed_corpus:
+    input:
+        data=f"{OUT}/data/{{benchmark}}.jsonl",
+        models=f"{OUT}/models.json",
+    output:
+        embeddings=f"{OUT}/embeddings/{{benchmark}}/retriever.safetensors",
+        meta=f"{OUT}/embeddings/{{benchmark}}/retriever.safetensors.meta.json",
+    params:
+        spec=lambda w: spec_arg(config["retriever"]),
+    threads: 2
+    log:
+        f"{OUT}/logs/embed/{{benchmark}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/embed/{{benchmark}}.tsv"
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m lmem.corpus --data {input.data} --spec {params.spec} --out {output.embeddings}"
+        " --threads {threads} > {log} 2>&1"
