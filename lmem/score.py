@@ -116,7 +116,7 @@ def _row(preds: list[Prediction], benchmark: str, run_meta: dict, data_meta: dic
         n_control_chars=data_meta.get("n_control_chars", 0),
         bytes_per_item=run_meta.get("bytes_per_item") or (float(np.mean(pool_bytes)) if pool_bytes else 0.0),
         seconds=run_meta["seconds"], seed=spec["seed"],
-        config_hash=config_hash({"run": spec, "data": data_meta["spec"]}),
+        config_hash=config_hash({"run": without_locations(spec), "data": data_meta["spec"]}),
         git_commit=run_meta.get("git_commit", "unknown"), generator_sha256=run_meta["generator"]["sha256"],
         data_sha256=data_meta.get("source_sha256") or data_meta["sha256"],
         models=";".join(f"{k}={v}" for k, v in sorted(run_meta.get("models", {}).items())), metric=metric,
@@ -125,6 +125,19 @@ def _row(preds: list[Prediction], benchmark: str, run_meta: dict, data_meta: dic
                        if method.get("class", spec.get("method")) in ("latent_memory", "xrag") else ""),
     )
     return result, per_q
+
+
+# where the DAG put a run's inputs (under results_dir): not part of what the run is, so two results folders (a local
+# and a cluster run, two profiles) give the same hash for the same config
+LOCATION_KEYS = ("checkpoint_dir", "index_dir", "projector_dir", "embeddings", "vision_dir")
+
+
+def without_locations(spec: dict) -> dict:
+    """A run spec without its input locations (LOCATION_KEYS, at the top and in the method's spec)."""
+    out = {k: v for k, v in spec.items() if k not in LOCATION_KEYS}
+    if isinstance(out.get("method_spec"), dict):
+        out["method_spec"] = {k: v for k, v in out["method_spec"].items() if k not in LOCATION_KEYS}
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

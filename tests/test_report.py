@@ -106,3 +106,19 @@ def test_labels_of_many_close_points_never_overlap(tmp_path):
                           "n": 10, "f1": y, "tokens_no_system": x, "f1_ci_low": float("nan"), "retrieval": "pool"}
                          for i, (x, y) in enumerate(zip(xs, ys))])
     assert plot_benchmark(rows, "b", "tokens_no_system", "f1", tmp_path)[0].stat().st_size > 1000
+
+
+def test_config_hash_names_the_config_not_the_results_folder():
+    """Two results folders with the same config (a local and a cluster run) give the same config_hash; a changed
+    option does not."""
+    from lmem.config import config_hash
+    from lmem.score import without_locations
+
+    def spec(root, k=5):
+        return {"method": "latent_memory", "seed": 0, "generator": {"model": "m"},
+                "method_spec": {"k": [k], "compressor": "c", "checkpoint_dir": f"{root}/compressors/c/best",
+                                "index_dir": f"{root}/latent_index/c-best/synth"}}
+
+    assert config_hash(without_locations(spec("/a"))) == config_hash(without_locations(spec("/b")))
+    assert config_hash(without_locations(spec("/a"))) != config_hash(without_locations(spec("/a", k=1)))
+    assert without_locations(spec("/a"))["method_spec"] == {"k": [5], "compressor": "c"}

@@ -4,7 +4,6 @@ import csv
 import json
 import os
 import subprocess
-from pathlib import Path
 import sys
 
 import pytest
@@ -144,18 +143,8 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     again = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
 
-    # determinism: the same config and seed from scratch in another folder give identical predictions and weights
-    cfg["results_dir"] = str(tmp_path / "rerun")
-    path.write_text(yaml.safe_dump(cfg))
-    out = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), "--cores", "2")
-    assert out.returncode == 0, out.stderr[-3000:]
-    res2 = tmp_path / "rerun" / "e2e"
-    files = sorted(p.relative_to(res) for p in res.glob("predictions/**/*.jsonl"))
-    assert len(files) == 11
-    for rel in files + [Path("compressors/tiny/best/compressor.safetensors"),
-                        Path("latent_index/tiny-best/synth/latents-pq.safetensors"),
-                        Path("embeddings/synth/retriever.safetensors")]:
-        assert (res / rel).read_bytes() == (res2 / rel).read_bytes(), f"{rel} differs between identical runs"
+    # determinism (the same config and seed from scratch in another folder, byte-identical outputs) is checked by
+    # tests/test_slurm.py, whose second run of its slice goes through SLURM
 
 
 NEW_BASELINE = '''"""First sentence: the first pool sentence only (a deliberately simple example baseline)."""
