@@ -18,6 +18,7 @@
 # user who runs `up`. Needs root (daemons, packages). Not for production: no TLS, no users but the caller.
 set -euo pipefail
 
+PATH=$PATH:/usr/sbin   # the daemons live there; a non-login root shell may not have it
 DIR=${LMEM_SLURM_DIR:-/tmp/lmem-slurm}
 CLUSTER=lmem
 ACCOUNT=lmem
@@ -57,7 +58,7 @@ start() {  # start NAME COMMAND...: run COMMAND in the background, record its PI
 install_packages() {
     local missing=()
     for cmd in sbatch slurmctld slurmd slurmdbd munged mariadbd; do
-        command -v "$cmd" >/dev/null || PATH=$PATH:/usr/sbin command -v "$cmd" >/dev/null || missing+=("$cmd")
+        command -v "$cmd" >/dev/null || missing+=("$cmd")
     done
     [[ ${#missing[@]} -eq 0 ]] && return 0
     [[ $EUID -eq 0 ]] || die "missing ${missing[*]}; install ${PACKAGES[*]} (as root), or run this as root"
@@ -134,7 +135,6 @@ EOF
 up() {
     mkdir -p "$DIR/log" "$DIR/pids"
     install_packages
-    PATH=$PATH:/usr/sbin
     write_config
     export SLURM_CONF=$DIR/etc/slurm.conf
     # munge: the packaged key, or a new one
