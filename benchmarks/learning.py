@@ -38,8 +38,9 @@ def parse_value(v: str):
         return v
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def training_arguments(doc: str) -> argparse.ArgumentParser:
+    """The options every compressor-training benchmark takes (config, compressor, steps, lr, --set, out)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="config/ci.yaml")
     ap.add_argument("--compressor", default="smollm2")
     ap.add_argument("--steps", type=int, default=None)
@@ -48,7 +49,11 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="another training option")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", required=True, help="the trainer's folder (removed first: a fresh run)")
-    args = ap.parse_args()
+    return ap
+
+
+def training_options(args) -> tuple[dict, dict, dict]:
+    """(profile config, compressor entry, training options with the command line's overrides); text only."""
     torch.set_num_threads(args.threads)
     config = load_config(args.config)
     c = config["compressors"][args.compressor]
@@ -61,6 +66,13 @@ def main() -> None:
     for kv in args.set:
         key, _, value = kv.partition("=")
         train[key] = parse_value(value)
+    return config, c, train
+
+
+def main() -> None:
+    ap = training_arguments(__doc__)
+    args = ap.parse_args()
+    config, c, train = training_options(args)
     spec = {"compressor": c, "train": train, "train_data": c["train_data"], "val_data": c["val_data"],
             "generator": config["generator"], "prompt": config["prompt"], "seed": config["seed"]}
     out = Path(args.out)
