@@ -14,7 +14,7 @@ import random
 from dataclasses import replace
 from typing import ClassVar
 
-from lmem.io import InputError
+from lmem.io import InputError, register
 from lmem.prompts import EncodedPrompt
 from lmem.records import Evidence, Example, Prediction
 
@@ -34,8 +34,9 @@ class Baseline:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.name:
-            REGISTRY[cls.name] = cls
+        name = cls.__dict__.get("name")  # its own: a subclass that names none does not take its parent's place
+        if name:
+            register(REGISTRY, name, cls, "method classes")
 
     def __init__(self, spec: dict, config: dict, label: str | None = None):
         self.spec = spec  # this method's config entry

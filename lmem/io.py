@@ -199,3 +199,17 @@ def append_csv(path: str | os.PathLike, row: dict) -> None:
         if new:
             w.writeheader()
         w.writerow(row)
+
+
+def register(registry: dict, name: str, obj: Any, what: str) -> None:
+    """registry[name] = obj, refusing a second, different object under a name already taken (the same class or
+    function defined again by re-importing its module is the same one); `what` names the kind, plural
+    ("loaders")."""
+    old = registry.get(name)
+
+    def where(o) -> str:
+        return f"{o.__module__}.{o.__qualname__}"
+
+    if old is not None and where(old) != where(obj):
+        raise ValueError(f"two {what} are named {name!r}: {where(old)} and {where(obj)}; rename one")
+    registry[name] = obj

@@ -23,6 +23,21 @@ def test_registry_discovers_the_five_baselines():
         baselines.get("nope")
 
 
+def test_a_second_method_class_under_a_taken_name_is_refused():
+    """Registering a class under an existing name used to replace the first silently; now it is an error naming
+    both, and a subclass that names nothing of its own does not take its parent's place."""
+    reg = baselines.discover()
+    bm25 = reg["bm25"]
+    with pytest.raises(ValueError, match=r"two method classes are named 'bm25': baselines\.bm25\.BM25 and "):
+        class AnotherBM25(baselines.TextEvidenceBaseline):
+            name = "bm25"
+
+    class Tuned(bm25):
+        pass
+
+    assert reg["bm25"] is bm25 and Tuned not in reg.values()
+
+
 def test_top_k_is_deterministic_on_ties():
     assert top_k([1.0, 3.0, 3.0, 0.5], 2) == [1, 2]
     assert top_k([0.0, 0.0, 0.0], 2) == [0, 1]

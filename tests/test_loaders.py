@@ -81,6 +81,19 @@ def test_webqa_val_query_tsv():
     assert ex.answers == ["Yes, the Quill Museum roof is red."] and ex.metadata["qcate"] == "YesNo"
 
 
+def test_a_second_loader_under_a_taken_name_is_refused():
+    from lmem.data import LOADERS, _discover, register_loader
+
+    _discover()
+    hotpotqa = LOADERS["hotpotqa"]
+    with pytest.raises(ValueError, match="two loaders are named 'hotpotqa': lmem.data.hotpotqa.convert and "):
+        @register_loader("hotpotqa")
+        def convert(record, loc, spec):
+            return None
+
+    assert LOADERS["hotpotqa"] is hotpotqa
+
+
 def test_bad_record_error_names_file_and_record(tmp_path):
     bad = tmp_path / "hp.jsonl"
     good = (FIXTURES / "hotpotqa_hub.jsonl").read_text().strip()

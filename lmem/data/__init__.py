@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from lmem.data.validate import DEFAULT_MAX_ITEM_CHARS, RecordError, Repairs, validate_example
-from lmem.io import InputError, read_records
+from lmem.io import InputError, read_records, register
 from lmem.records import Evidence, Example
 
 ConvertFn = Callable[[dict, str, dict], "Example | None"]
@@ -28,7 +28,7 @@ def _type_name(types: type | tuple) -> str:
 
 def register_loader(name: str) -> Callable[[ConvertFn], ConvertFn]:
     def deco(fn: ConvertFn) -> ConvertFn:
-        LOADERS[name] = fn
+        register(LOADERS, name, fn, "loaders")
         return fn
 
     return deco
