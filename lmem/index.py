@@ -79,7 +79,7 @@ def decode_latents(tensors: dict, shape: tuple[int, int, int]) -> torch.Tensor:
 
 def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_size: int = 32,
                 shard_size: int = 4096, faiss_type: str = "flat", nlist: int = 256,
-                storages: tuple[str, ...] = ("fp16",), pq_m: int = 64) -> dict:
+                storages: tuple[str, ...] = ("fp16",), pq_m: int = 64, nprobe: int = 16) -> dict:
     from safetensors.torch import save_file
 
     out = Path(out_dir)
@@ -132,7 +132,7 @@ def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_
     meta = {"n_items": len(keys), "n_examples": len(examples), "num_mem_tokens": int(T), "hidden": int(H),
             "retrieval_dim": int(index.embeddings.shape[1]), "bytes_per_item": int(T * H * 2),
             "raw_text_bytes_per_item": float(np.mean(raw)) if raw else 0.0, "shards": n_shards,
-            "faiss": faiss_type, "seconds": round(seconds, 2), "storage": storage,
+            "faiss": faiss_type, "nprobe": int(nprobe), "seconds": round(seconds, 2), "storage": storage,
             "items_per_second": round(len(keys) / seconds, 2) if seconds > 0 else None}
     with atomic_path(out / "ids.json") as tmp:
         tmp.write_text(json.dumps(keys))
@@ -165,6 +165,7 @@ class LatentIndex:
         self.keys, self.latents, self.embeddings, self.folder = keys, latents, embeddings, folder
         self.row = {k: i for i, k in enumerate(keys)}
         self._faiss = None
+        self.nprobe = 16  # IVF lists searched per query (the index's `nprobe`, from meta.json when loaded)
         self.bytes_per_item = float(latents.shape[1] * latents.shape[2] * 2) if latents.ndim == 3 else 0.0
 
     @classmethod
@@ -199,6 +200,7 @@ class LatentIndex:
             index.latents = decode_latents(load_file(str(folder / f"latents-{storage}.safetensors")),
                                            tuple(index.latents.shape))
         index.bytes_per_item = float(stored[storage]["bytes_per_item"])
+        index.nprobe = int(meta.get("nprobe", 16))
         return index
 
     def pool_rows(self, example: Example) -> list[int]:
@@ -217,7 +219,7 @@ class LatentIndex:
             if hasattr(faiss, "index_cpu_to_all_gpus") and faiss.get_num_gpus() > 0:  # faiss-gpu installed
                 self._faiss = faiss.index_cpu_to_all_gpus(self._faiss)
             if hasattr(self._faiss, "nprobe"):
-                self._faiss.nprobe = 16
+                self._faiss.nprobe = self.nprobe
         _, rows = self._faiss.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return rows
 
@@ -231,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--spec", default="{}", help='{"batch_size", "shard_size", "faiss": "flat"|"ivf"|"ivfpq", '
-                    '"nlist", "storages": ["fp16", "int8", "pq"], "pq_m", "images": where image evidence lives}')
+                    '"nlist", "nprobe", "storages": ["fp16", "int8", "pq"], "pq_m", "images": where image evidence lives}')
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     setup(args.threads)
@@ -239,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     compressor = load_compressor(args.checkpoint, spec.get("images"))
     meta = build_index(compressor, read_examples(args.data), args.out, spec.get("batch_size", 32),
                        spec.get("shard_size", 4096), spec.get("faiss", "flat"), spec.get("nlist", 256),
-                       tuple(spec.get("storages", ["fp16"])), spec.get("pq_m", 64))
+                       tuple(spec.get("storages", ["fp16"])), spec.get("pq_m", 64), spec.get("nprobe", 16))
     log.info("indexed %d items at %s items/s", meta["n_items"], meta["items_per_second"])
 
 

@@ -93,3 +93,25 @@ def test_latent_storage_int8_and_pq(tiny_llama, base_config, tmp_path):
     c, p = compact.run(examples, generator, 2), paper.run(examples, generator, 2)
     assert [x.retrieved_ids for x in c] == [x.retrieved_ids for x in p]
     assert all(a.tokens_context < b.tokens_context for a, b in zip(c, p))
+
+
+def test_ivf_search_probes_the_configured_lists(tiny_llama, tmp_path):
+    """An IVF index searches `nprobe` lists per query (index option, kept in meta.json): with every list probed
+    it returns exactly what the flat index returns; with one of three, the searched index has nprobe 1."""
+    import numpy as np
+
+    examples = synth(4)
+    n = sum(len(ex.pool) for ex in examples)
+    assert n >= 39 * 3  # FAISS needs 39 training points per list, else the build falls back to flat
+    comp = build_compressor(CompressorConfig(model=tiny_llama, lora_r=4, lora_alpha=8, generator_hidden=32)).eval()
+    build_index(comp, examples, tmp_path / "flat")
+    flat = LatentIndex.load(tmp_path / "flat")
+    queries = flat.embeddings[:20].numpy()
+    for nprobe in (3, 1):
+        meta = build_index(comp, examples, tmp_path / f"ivf{nprobe}", faiss_type="ivf", nlist=3, nprobe=nprobe)
+        ivf = LatentIndex.load(tmp_path / f"ivf{nprobe}")
+        assert meta["nprobe"] == ivf.nprobe == nprobe
+        rows = ivf.search(queries, 5)
+        assert ivf._faiss.nprobe == nprobe and ivf._faiss.nlist == 3
+        if nprobe == 3:
+            np.testing.assert_array_equal(np.sort(rows, 1), np.sort(flat.search(queries, 5), 1))
