@@ -61,7 +61,7 @@ class ChatTokenizer:
         return getattr(self._tok, name)
 
 
-def load_vlm(spec: str, prefer: str = "hub", dtype: str = "float32"):
+def load_vlm(spec: str, prefer: str = "package", dtype: str = "float32"):
     """(resolved, processor, model in eval mode) of an image-text model."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -81,7 +81,7 @@ class VLMGenerator(Generator):
 
         self.cfg, self.vision = cfg, None
         if processor is None or model is None:
-            resolved, processor, model = load_vlm(cfg["model"], cfg.get("prefer", "hub"), cfg.get("dtype", "float32"))
+            resolved, processor, model = load_vlm(cfg["model"], cfg["prefer"], cfg["dtype"])  # schema defaults
         self.resolved = resolved
         self.processor, self.model = processor, model.eval().to(device())
         processor.tokenizer.padding_side = "left"
@@ -155,7 +155,7 @@ class VLMGenerator(Generator):
     @torch.inference_mode()
     def generate_raw(self, prompts: list[VLMPrompt]) -> list[str]:
         out = []
-        bs = self.cfg.get("batch_size", 4)
+        bs = self.cfg["batch_size"]
         for s in range(0, len(prompts), bs):
             batch = prompts[s:s + bs]
             images = [p.images for p in batch]

@@ -78,7 +78,8 @@ def test_vlm_generator_answers_raw_images_and_latents(tiny_llava_dir, base_confi
     from lmem.prompts import encode_latent
     from lmem.vlm import VLMGenerator, make_generator
 
-    gen = make_generator({"model": tiny_llava_dir, "kind": "vlm", "max_new_tokens": 3, "batch_size": 2})
+    gen = make_generator({"model": tiny_llava_dir, "kind": "vlm", "prefer": "package", "dtype": "float32",
+                          "max_new_tokens": 3, "batch_size": 2})
     assert isinstance(gen, VLMGenerator)
     ex = load_examples("v", VQA).examples[0]
     prompt = gen.encode_evidence(ex.question, ex.pool[:2], base_config["prompt"])
@@ -113,8 +114,8 @@ def test_vlm_compressor_reads_images_with_its_own_vision_tower(tiny_llava_dir, b
     torch.testing.assert_close(alone, batched, atol=1e-4, rtol=1e-4)
 
     spec = {"compressor": {"model": tiny_llava_dir, "kind": "vlm", "lora_r": 4, "lora_alpha": 8},
-            "generator": {"model": tiny_llava_dir, "kind": "vlm", "max_new_tokens": 3, "batch_size": 2,
-                          "max_input_tokens": 4096},
+            "generator": {"model": tiny_llava_dir, "kind": "vlm", "prefer": "package", "dtype": "float32",
+                          "max_new_tokens": 3, "batch_size": 2, "max_input_tokens": 4096},
             "prompt": base_config["prompt"], "seed": 0,
             "train": {"steps": 1, "batch_size": 1, "eval_every": 1, "save_every": 1, "val_questions": 1,
                       "hard_negatives": 1, "distill_tokens": 2, "distill_topk": 4, "warmup_steps": 0,
