@@ -56,6 +56,7 @@ class TrainConfig:
     lr: float = 1e-4
     warmup_steps: int = 10
     weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
     max_positives: int = 3
     hard_negatives: int = 4
     w_recon: float = 0.5
@@ -81,6 +82,7 @@ class TrainConfig:
     save_every: int = 25
     val_questions: int = 40
     val_k: int = 5
+    latent_stats_items: int = 512  # evidence items the latent standardisation's mean and std are measured on
     autocast: str = "auto"
     seed: int = 0
 
@@ -183,9 +185,10 @@ def frozen_generator(cfg: dict, images: dict | None = None):
     return generator
 
 
-def optimizer_step(params, optimizer, scheduler) -> None:
-    """Clip the gradient norm to 1, step the optimizer and the schedule, clear the gradients."""
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
+def optimizer_step(params, optimizer, scheduler, max_grad_norm: float) -> None:
+    """Clip the gradient norm to `max_grad_norm` (a training option, 1.0 by default in every trainer), step the
+    optimizer and the schedule, clear the gradients."""
+    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
@@ -391,7 +394,8 @@ class Trainer:
         self.compressor.load_trainable(self.out / "last")
         return state
 
-    def _stats_evidence(self, n_items: int = 512) -> list[Evidence]:
+    def _stats_evidence(self) -> list[Evidence]:
+        n_items = self.tcfg.latent_stats_items
         evidence = []
         for it in self.items:
             evidence += it.example.pool
@@ -461,7 +465,7 @@ class Trainer:
                 for k, v in losses.items():
                     parts[k] = parts.get(k, 0.0) + v.item() / t.grad_accum
                 parts["loss"] = parts.get("loss", 0.0) + total.item() / t.grad_accum
-            optimizer_step(self.params, self.optimizer, self.scheduler)
+            optimizer_step(self.params, self.optimizer, self.scheduler, t.max_grad_norm)
             done = step + 1
             row = {"step": done, **{k: round(v, 5) for k, v in parts.items()},
                    "lr": self.scheduler.get_last_lr()[0], "seconds": round(time.time() - start, 3)}

@@ -189,6 +189,7 @@ class VisionTrainConfig:
     lr: float = 1e-3
     warmup_steps: int = 10
     weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
     distractors: int = 2  # other pool images shown beside the gold one(s), so the model learns to pick by title
     max_answer_tokens: int = 8
     save_every: int = 50
@@ -302,7 +303,7 @@ class VisionTrainer:
             start = time.time()
             loss = self.loss(step)
             loss.backward()
-            optimizer_step(self.params, self.optimizer, self.scheduler)
+            optimizer_step(self.params, self.optimizer, self.scheduler, c.max_grad_norm)
             done = step + 1
             append_csv(self.out / "train_log.csv", {"step": done, "answer": round(loss.item(), 5),
                                                     "lr": self.scheduler.get_last_lr()[0],

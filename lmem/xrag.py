@@ -45,6 +45,7 @@ class XragTrainConfig:
     lr: float = 1e-3
     warmup_steps: int = 10
     weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
     w_nll: float = 1.0
     w_kl: float = 1.0
     distill_topk: int = 64
@@ -253,7 +254,7 @@ class XragTrainer:
             weights = {"paraphrase": 1.0, "nll": c.w_nll, "kl": c.w_kl}
             loss = sum(weights[k] * v for k, v in parts.items())
             loss.backward()
-            optimizer_step(self.projector.parameters(), self.optimizer, self.scheduler)
+            optimizer_step(self.projector.parameters(), self.optimizer, self.scheduler, c.max_grad_norm)
             done = step + 1
             append_csv(self.out / "train_log.csv", {
                 "step": done, "stage": stage, **{k: round(parts[k].item(), 5) if k in parts else ""

@@ -1,6 +1,7 @@
 """The trainer on a tiny random model (plumbing): a killed-and-resumed run ends with the same weights."""
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from lmem.train import Trainer, load_split
@@ -75,3 +76,20 @@ def test_distillation_on_the_gold_answer(tiny_llama, base_config, tmp_path):
     s["train"]["distill_target"] = "oracle"
     with pytest.raises(ValueError, match="distill_target must be"):
         Trainer(s, tmp_path / "bad", load_split(s["train_data"], "train"), load_split(s["val_data"], "val"))
+
+
+def test_gradient_clip_is_the_training_option():
+    """optimizer_step clips to the trainer's `max_grad_norm` (1.0 by default in all three trainers)."""
+    from lmem.train import TrainConfig, optimizer_step
+    from lmem.vision import VisionTrainConfig
+    from lmem.xrag import XragTrainConfig
+
+    assert TrainConfig().max_grad_norm == XragTrainConfig().max_grad_norm == VisionTrainConfig().max_grad_norm == 1.0
+    for norm in (0.5, 2.0):
+        w = torch.nn.Parameter(torch.zeros(4))
+        opt = torch.optim.SGD([w], lr=1.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+        w.grad = torch.full((4,), 10.0)  # norm 20
+        optimizer_step([w], opt, sched, norm)
+        assert w.detach().norm().item() == pytest.approx(norm, rel=1e-5) and w.grad is None
+    assert TrainConfig.from_dict({"max_grad_norm": 0.3, "latent_stats_items": 64}).latent_stats_items == 64
