@@ -77,9 +77,12 @@ def decode_latents(tensors: dict, shape: tuple[int, int, int]) -> torch.Tensor:
     return x.reshape(shape).half()
 
 
+NPROBE = 16  # IVF lists searched per query unless the index spec says `nprobe`
+
+
 def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_size: int = 32,
                 shard_size: int = 4096, faiss_type: str = "flat", nlist: int = 256,
-                storages: tuple[str, ...] = ("fp16",), pq_m: int = 64, nprobe: int = 16) -> dict:
+                storages: tuple[str, ...] = ("fp16",), pq_m: int = 64, nprobe: int = NPROBE) -> dict:
     from safetensors.torch import save_file
 
     out = Path(out_dir)
@@ -165,7 +168,7 @@ class LatentIndex:
         self.keys, self.latents, self.embeddings, self.folder = keys, latents, embeddings, folder
         self.row = {k: i for i, k in enumerate(keys)}
         self._faiss = None
-        self.nprobe = 16  # IVF lists searched per query (the index's `nprobe`, from meta.json when loaded)
+        self.nprobe = NPROBE  # IVF lists searched per query (the index's `nprobe`, from meta.json when loaded)
         self.bytes_per_item = float(latents.shape[1] * latents.shape[2] * 2) if latents.ndim == 3 else 0.0
 
     @classmethod
@@ -200,7 +203,7 @@ class LatentIndex:
             index.latents = decode_latents(load_file(str(folder / f"latents-{storage}.safetensors")),
                                            tuple(index.latents.shape))
         index.bytes_per_item = float(stored[storage]["bytes_per_item"])
-        index.nprobe = int(meta.get("nprobe", 16))
+        index.nprobe = int(meta.get("nprobe", NPROBE))
         return index
 
     def pool_rows(self, example: Example) -> list[int]:
@@ -233,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--spec", default="{}", help='{"batch_size", "shard_size", "faiss": "flat"|"ivf"|"ivfpq", '
-                    '"nlist", "nprobe", "storages": ["fp16", "int8", "pq"], "pq_m", "images": where image evidence lives}')
+                    '"nlist", "nprobe", "storages": ["fp16", "int8", "pq"], "pq_m", "images": where image evidence '
+                    'lives}')
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     setup(args.threads)
@@ -241,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     compressor = load_compressor(args.checkpoint, spec.get("images"))
     meta = build_index(compressor, read_examples(args.data), args.out, spec.get("batch_size", 32),
                        spec.get("shard_size", 4096), spec.get("faiss", "flat"), spec.get("nlist", 256),
-                       tuple(spec.get("storages", ["fp16"])), spec.get("pq_m", 64), spec.get("nprobe", 16))
+                       tuple(spec.get("storages", ["fp16"])), spec.get("pq_m", 64), spec.get("nprobe", NPROBE))
     log.info("indexed %d items at %s items/s", meta["n_items"], meta["items_per_second"])
 
 

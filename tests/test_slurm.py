@@ -4,8 +4,9 @@ the latent index, two methods, score, report) submitted job by job through snake
 
 The cluster is any one `scontrol ping` answers, e.g. the single-node one of `workflows/slurm/cluster.sh up`
 (CI starts it in .ci/run). Absent: skipped on a user's machine, a failure under CI=true. The real SmolLM2
-generator, a tiny random compressor (plumbing: the numbers only have to be equal, not good). The same slice from scratch locally and on the cluster is also the DAG's determinism check:
-the two give byte-identical predictions, weights and latents."""
+generator, a tiny random compressor (plumbing: the numbers only have to be equal, not good). The same slice from
+scratch locally and on the cluster is also the DAG's determinism check: the two give byte-identical predictions,
+weights and latents."""
 
 import csv
 import os
