@@ -66,6 +66,10 @@ class TrainConfig:
     distill_tokens: int = 4
     distill_topk: int = 256
     distill_negatives: int = 0
+    # Not in the paper (0 there): the first `reading_warmup` steps distil from the gold latents alone, without the
+    # distill_negatives distractors, so the generator first learns to read one latent, then to pick among several
+    # (README, "Latent Memory": from scratch among five it learned nothing on CPU; after a warm-up it does)
+    reading_warmup: int = 0
     # teacher_answer: teacher-forced on the teacher's own greedy answer (the paper); gold_answer: on the reference
     # answer, so every distilled position is an answer token (for small generators that restate the question first)
     distill_target: str = "teacher_answer"
@@ -302,7 +306,7 @@ class Trainer:
                 evidence.append(e)
         return items, negs, evidence, slot
 
-    def losses(self, idx: list[int], rng: random.Random) -> dict[str, torch.Tensor]:
+    def losses(self, idx: list[int], rng: random.Random, step: int = 0) -> dict[str, torch.Tensor]:
         c, t = self.compressor, self.tcfg
         items, negs, evidence, slot = self._step_evidence(idx, rng)
         ev_ids, prefixes = c.evidence_inputs(evidence)
@@ -332,7 +336,8 @@ class Trainer:
                 _, pooled = c.vision.features([evidence[r] for r in rows])
                 out["image"] = c.image_regression_loss(latents[rows], pooled)
         if t.w_distill or t.w_answer:
-            kl, nll = self._distill(items, idx, negs, latents, slot, rng)
+            kl, nll = self._distill(items, idx, negs if step >= t.reading_warmup else [[] for _ in negs], latents,
+                                    slot, rng)
             if t.w_distill:
                 out["distill"] = kl
             if t.w_answer:
@@ -459,7 +464,7 @@ class Trainer:
             for micro in range(t.grad_accum):
                 rng = random.Random(f"{t.seed}-{step}-{micro}")
                 with autocast_context(t.autocast):
-                    losses = self.losses(self.batch(step * t.grad_accum + micro), rng)
+                    losses = self.losses(self.batch(step * t.grad_accum + micro), rng, step)
                 total = sum(getattr(t, f"w_{k}") * v for k, v in losses.items())
                 (total / t.grad_accum).backward()
                 for k, v in losses.items():

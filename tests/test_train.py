@@ -93,3 +93,25 @@ def test_gradient_clip_is_the_training_option():
         optimizer_step([w], opt, sched, norm)
         assert w.detach().norm().item() == pytest.approx(norm, rel=1e-5) and w.grad is None
     assert TrainConfig.from_dict({"max_grad_norm": 0.3, "latent_stats_items": 64}).latent_stats_items == 64
+
+
+def test_reading_warmup_distils_from_the_gold_latents_alone(tiny_llama, base_config, tmp_path, monkeypatch):
+    """Before step `reading_warmup` the student reads its gold latents only; from it, distill_negatives more."""
+    import random
+
+    s = spec(tiny_llama, base_config, steps=1)
+    s["train"].update(reading_warmup=2, distill_negatives=1, w_recon=0, w_contrast=0)
+    trainer = Trainer(s, tmp_path, load_split(s["train_data"], "train"), load_split(s["val_data"], "val"))
+    seen = []
+    forced = trainer.generator.forced_logits
+
+    def spy(prompts, vectors, answers, n):
+        seen.append([v.shape[0] for v in vectors])
+        return forced(prompts, vectors, answers, n)
+
+    monkeypatch.setattr(trainer.generator, "forced_logits", spy)
+    idx = trainer.batch(0)
+    gold = [len(trainer.items[i].positives) for i in idx]
+    for step in (0, 1, 2, 3):
+        trainer.losses(idx, random.Random(0), step)
+    assert seen == [gold, gold, [g + 1 for g in gold], [g + 1 for g in gold]]
