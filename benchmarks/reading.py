@@ -16,7 +16,8 @@ A benchmark, not a test: it prints figures. Run it by hand, e.g.
         --set batch_size=16 --set w_recon=0 --set w_contrast=0 --set hard_negatives=0 --set distill_negatives=0 \
         --out /tmp/read
 The training options are the profile's (`compressors.<name>.train`) with `--steps`, `--eval-every` and `--set
-key=value`; `--types` keeps the training and validation questions of those types (`metadata.type`: synth's single,
+key=value`; `--init DIR` starts training from the compressor saved in DIR (e.g. a k = 1 run's `last/`: a curriculum);
+`--types` keeps the training and validation questions of those types (`metadata.type`: synth's single,
 bridge, comparison). Text compressors only.
 """
 
@@ -104,6 +105,7 @@ def main() -> None:
     ap.add_argument("--types", default=None, help="comma-separated question types to keep (default: all)")
     ap.add_argument("--k", type=int, default=1, help="latents per question: its gold ones, then pool distractors")
     ap.add_argument("--val-questions", type=int, default=40)
+    ap.add_argument("--init", default=None, help="start training from the compressor saved in this folder")
     args = ap.parse_args()
     config, c, train = training_options(args)
     train["val_questions"] = args.val_questions
@@ -124,6 +126,10 @@ def main() -> None:
         trainer._fit_latent_stats()
     reference, untrained = trainer.answer_embeddings(), trainer.read()
     setup_s = time.time() - start
+    if args.init:  # the trainer starts from its init/ folder when there is one
+        (out / "init").mkdir(parents=True, exist_ok=True)
+        for f in Path(args.init).glob("compressor.*"):
+            shutil.copy(f, out / "init" / f.name)
     trainer.train()
     vals = list(csv.DictReader(open(out / "val_log.csv")))
     log = {int(r["step"]): r for r in csv.DictReader(open(out / "train_log.csv"))}
