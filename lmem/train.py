@@ -166,6 +166,39 @@ def save_checkpoint(out: Path, name: str, save_weights, optimizer=None, schedule
     tmp.rename(final)
 
 
+def code_version() -> str:
+    """sha256 over the lmem package's source files: a resume checkpoint made by other code is not resumed."""
+    root = Path(__file__).parent
+    return sha256_json({str(f.relative_to(root)): sha256_file(f) for f in sorted(root.rglob("*.py"))})
+
+
+def run_key(spec: dict, examples: list[Example]) -> str:
+    """What a resume checkpoint must belong to: the stage's spec, its training data and the package's code."""
+    return sha256_json({"spec": spec, "data": [ex.to_dict() for ex in examples], "code": code_version()})
+
+
+def discard_stale_run(out: Path, key: str, steps: int, names: tuple[str, ...]) -> None:
+    """Before a trainer resumes from out/last: a checkpoint made for another run key (spec, data or code) or one
+    that already finished all `steps` (a forced rerun, e.g. `snakemake --forcerun`, whose outputs were deleted) is
+    not resumed; the earlier run's files `names` under `out` are removed so the run starts from step 0, and the
+    reason is logged."""
+    path = out / "last" / "state.json"
+    if not path.exists():
+        return
+    state = json.loads(path.read_text())
+    if state.get("key") == key and state["step"] < steps:
+        return
+    why = ("it finished all its steps: training again" if state.get("key") == key
+           else "another spec, training data or code version made it")
+    log.warning("%s (step %d) is not resumed: %s, from step 0", out / "last", state["step"], why)
+    for name in names:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
 def load_resume_state(folder: Path, optimizer, scheduler) -> dict | None:
     """The loop state saved in `folder` by save_checkpoint, with the optimizer and scheduler restored; None when
     there is nothing to resume. The caller restores its own weights from the same folder."""
@@ -236,6 +269,7 @@ class Trainer:
 
         self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, self.tcfg.warmup_steps, self.tcfg.steps)
         self.teacher = self._teacher_cache()
+        self.key = run_key(spec, train_examples + val_examples)
         self._image_features_in_order(None)
 
     # -- teacher ---------------------------------------------------------------------------------------------
@@ -395,7 +429,7 @@ class Trainer:
     def _resume(self) -> dict:
         state = load_resume_state(self.out / "last", self.optimizer, self.scheduler)
         if state is None:
-            return {"step": 0, "best": None, "best_step": None}
+            return {"step": 0, "best": None, "best_step": None, "key": self.key}
         self.compressor.load_trainable(self.out / "last")
         return state
 
@@ -447,6 +481,7 @@ class Trainer:
     # -- loop ------------------------------------------------------------------------------------------------
     def train(self, stop_after: int | None = None) -> dict:
         t = self.tcfg
+        discard_stale_run(self.out, self.key, t.steps, ("last", "best", "init", "train_log.csv", "val_log.csv"))
         if not (self.out / "init" / "compressor.safetensors").exists():
             if self.compressor.cfg.latent_standardize:
                 self._fit_latent_stats()

@@ -205,7 +205,7 @@ class VisionTrainConfig:
 
 class VisionTrainer:
     def __init__(self, spec: dict, out_dir: str | Path, train_examples: list[Example], val_examples: list[Example]):
-        from lmem.train import frozen_generator, training_items
+        from lmem.train import frozen_generator, run_key, training_items
 
         self.spec, self.out = spec, Path(out_dir)
         self.cfg = VisionTrainConfig.from_dict(dict(spec.get("train", {}), seed=spec.get("seed", 0)))
@@ -224,6 +224,7 @@ class VisionTrainer:
             raise SystemExit("no training questions with a gold image and an answer; check the vision train_data")
         self.val = [ex for ex in val_examples if any(e.gold and e.kind == "image" for e in ex.pool)]
         self.val = self.val[: self.cfg.val_questions]
+        self.key = run_key(spec, train_examples + val_examples)
         self.params = list(self.vision.projector.parameters())
         self.optimizer = torch.optim.AdamW(self.params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         from transformers import get_cosine_schedule_with_warmup
@@ -288,12 +289,14 @@ class VisionTrainer:
     def train(self, stop_after: int | None = None) -> dict:
         from safetensors.torch import load_file
 
-        from lmem.train import load_resume_state, optimizer_step, publish
+        from lmem.train import discard_stale_run, load_resume_state, optimizer_step, publish
 
         c = self.cfg
+        discard_stale_run(self.out, self.key, c.steps, ("last", "final", "train_log.csv", "val_log.csv",
+                                                        "projector.safetensors", "vision.json"))
         state = load_resume_state(self.out / "last", self.optimizer, self.scheduler)
         if state is None:
-            state = {"step": 0}
+            state = {"step": 0, "key": self.key}
         else:
             self.vision.projector.load_state_dict(load_file(str(self.out / "last" / "projector.safetensors")))
             self._replay_features(state["step"])

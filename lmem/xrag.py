@@ -31,8 +31,8 @@ from lmem.io import append_csv, sha256_json
 from lmem.losses import answer_cross_entropy, distillation_kl
 from lmem.prompts import encode_latent, encode_with_evidence
 from lmem.stage import device
-from lmem.train import (cached_teacher, frozen_generator, load_resume_state, load_split, optimizer_step, publish,
-                        save_checkpoint, trainer_cli, training_items)
+from lmem.train import (cached_teacher, discard_stale_run, frozen_generator, load_resume_state, load_split,
+                        optimizer_step, publish, run_key, save_checkpoint, trainer_cli, training_items)
 
 log = logging.getLogger("lmem.xrag")
 
@@ -144,6 +144,7 @@ class XragTrainer:
         self.items = training_items(train_examples, self.cfg.max_positives)
         if not self.items:
             raise SystemExit("no training examples with gold evidence and answers; check the projector's train_data")
+        self.key = run_key(spec, train_examples)
         retriever = spec["retriever"]
         encoder = DenseEncoder(retriever["model"], retriever)
         rng = random.Random(self.cfg.seed)
@@ -236,13 +237,15 @@ class XragTrainer:
         last = self.out / "last"
         state = load_resume_state(last, self.optimizer, self.scheduler)
         if state is None:
-            return {"step": 0}
+            return {"step": 0, "key": self.key}
         self.projector.load_state_dict(load_file(str(last / "projector.safetensors")))
         return state
 
     def train(self, stop_after: int | None = None) -> dict:
         c = self.cfg
         total = c.paraphrase_steps + c.steps
+        discard_stale_run(self.out, self.key, total, ("last", "final", "train_log.csv", "projector.safetensors",
+                                                      "projector.json"))
         state = self._resume()
         self.projector.train()
         for step in tqdm(range(state["step"], total), desc="train xRAG", initial=state["step"], total=total,

@@ -1,5 +1,7 @@
 """The trainer on a tiny random model (plumbing): a killed-and-resumed run ends with the same weights."""
 
+import shutil
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -115,3 +117,28 @@ def test_reading_warmup_distils_from_the_gold_latents_alone(tiny_llama, base_con
     for step in (0, 1, 2, 3):
         trainer.losses(idx, random.Random(0), step)
     assert seen == [gold, gold, [g + 1 for g in gold], [g + 1 for g in gold]]
+
+
+def test_a_finished_or_foreign_checkpoint_is_not_resumed(tiny_llama, base_config, tmp_path):
+    """`snakemake --forcerun` deletes a finished run's outputs but not last/: the rerun trains again from step 0
+    (it used to resume at the last step, train nothing and write no best/). A last/ made with another spec is not
+    resumed either."""
+    s = spec(tiny_llama, base_config, steps=3)
+    out = tmp_path / "run"
+    assert run(s, out)["step"] == 3
+    first = load_file(str(out / "best/compressor.safetensors"))
+    for f in ("best", "init"):  # what the rule declares as outputs (init/, best/ and the log) is removed
+        shutil.rmtree(out / f)
+    (out / "train_log.csv").unlink()
+    assert run(s, out)["step"] == 3
+    again = load_file(str(out / "best/compressor.safetensors"))
+    assert all((first[k] == again[k]).all() for k in first)  # the same run again, from step 0
+    assert len((out / "train_log.csv").read_text().splitlines()) == 4  # three steps and the header
+    run(s, tmp_path / "other", stop_after=2)  # killed at step 2 of 3 ...
+    changed = dict(s, train=dict(s["train"], lr=3e-4))
+    assert run(changed, tmp_path / "other")["step"] == 3  # ... and rerun with another learning rate
+    run(changed, tmp_path / "fresh")
+    a = load_file(str(tmp_path / "other/last/compressor.safetensors"))
+    b = load_file(str(tmp_path / "fresh/last/compressor.safetensors"))
+    assert all((a[k] == b[k]).all() for k in a)  # the changed run from step 0, not the old one's last step
+    assert len((tmp_path / "other/train_log.csv").read_text().splitlines()) == 4
