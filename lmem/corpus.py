@@ -138,19 +138,6 @@ def dense_rank(encoder, examples: list[Example], k: int, mode: str, embeddings_p
     return [([ex.pool[b] for b in best], pool[best]) for ex, (best, pool) in zip(examples, ranked)]
 
 
-def uses_corpus_embeddings(name: str, spec: dict, config: dict) -> bool:
-    """Does method entry `name` rank with the run's retriever as the embed stage encodes it (mean pooling, no query
-    instruction, unit vectors)? Dense and trained xRAG on the default retriever do; others encode in their run."""
-    if spec.get("class", name) not in ("dense", "xrag"):
-        return False
-    if spec.get("released") or spec.get("pooling", "mean") != "mean" or spec.get("query_instruction"):
-        return False
-    model = spec.get("model") or config["retriever"]["model"]
-    if "projector" in spec:
-        model = config.get("projectors", {}).get(spec["projector"], {}).get("retriever") or config["retriever"]["model"]
-    return model == config["retriever"]["model"]
-
-
 def main(argv: list[str] | None = None) -> None:
     from lmem.encoders import DenseEncoder
     from lmem.prepare import read_examples

@@ -19,6 +19,7 @@ from lmem.metrics import load
 from lmem.metrics.qa import metric_for
 from lmem.prepare import meta_path, read_examples
 from lmem.records import Example, Prediction, ResultRow
+from lmem.specs import without_locations
 from lmem.stage import setup
 
 
@@ -125,19 +126,6 @@ def _row(preds: list[Prediction], benchmark: str, run_meta: dict, data_meta: dic
                        if method.get("class", spec.get("method")) in ("latent_memory", "xrag") else ""),
     )
     return result, per_q
-
-
-# where the DAG put a run's inputs (under results_dir): not part of what the run is, so two results folders (a local
-# and a cluster run, two profiles) give the same hash for the same config
-LOCATION_KEYS = ("checkpoint_dir", "index_dir", "projector_dir", "embeddings", "vision_dir")
-
-
-def without_locations(spec: dict) -> dict:
-    """A run spec without its input locations (LOCATION_KEYS, at the top and in the method's spec)."""
-    out = {k: v for k, v in spec.items() if k not in LOCATION_KEYS}
-    if isinstance(out.get("method_spec"), dict):
-        out["method_spec"] = {k: v for k, v in out["method_spec"].items() if k not in LOCATION_KEYS}
-    return out
 
 
 def main(argv: list[str] | None = None) -> None:

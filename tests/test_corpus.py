@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from lmem import baselines
-from lmem.corpus import Corpus, dense_rank, embed_corpus, uses_corpus_embeddings
+from lmem.corpus import Corpus, dense_rank, embed_corpus
+from lmem.specs import uses_corpus_embeddings
 from lmem.encoders import DenseEncoder
 from lmem.io import InputError
 from lmem.records import Evidence, Example

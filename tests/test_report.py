@@ -112,7 +112,7 @@ def test_config_hash_names_the_config_not_the_results_folder():
     """Two results folders with the same config (a local and a cluster run) give the same config_hash; a changed
     option does not."""
     from lmem.config import config_hash
-    from lmem.score import without_locations
+    from lmem.specs import without_locations
 
     def spec(root, k=5):
         return {"method": "latent_memory", "seed": 0, "generator": {"model": "m"},

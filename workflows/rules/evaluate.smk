@@ -5,7 +5,7 @@ rule run_method:
         predictions=f"{OUT}/predictions/{{benchmark}}/{{method}}/k{{k}}.jsonl",
         meta=f"{OUT}/predictions/{{benchmark}}/{{method}}/k{{k}}.meta.json",
     params:
-        spec=lambda w: spec_arg(run_spec(w.method, w.benchmark)),
+        spec=lambda w: spec_arg(STAGES.run_spec(w.method, w.benchmark)),
     threads: 2
     log:
         f"{OUT}/logs/run/{{benchmark}}/{{method}}/k{{k}}.log",

@@ -5,7 +5,7 @@ rule build_latent_index:
     output:
         meta=f"{OUT}/latent_index/{{compressor}}-{{stage}}/{{benchmark}}/meta.json",
     params:
-        spec=lambda w: spec_arg(index_spec(w.compressor, w.benchmark)),
+        spec=lambda w: spec_arg(STAGES.index_spec(w.compressor, w.benchmark)),
         checkpoint_dir=lambda w, input: os.path.dirname(input.checkpoint),
         out_dir=lambda w, output: os.path.dirname(output.meta),
     threads: 2

@@ -15,7 +15,7 @@ rule report:
         out_dir=lambda w, output: os.path.dirname(output.csv),
         x=config["report"]["x"],
         y=config["report"]["y"],
-        jobs=timed_jobs(),
+        jobs=STAGES.timed_jobs(),
     log:
         f"{OUT}/logs/report.log",
     conda:

@@ -6,7 +6,7 @@ rule train_compressor:
         init=f"{OUT}/compressors/{{compressor}}/init/compressor.safetensors",
         log_csv=f"{OUT}/compressors/{{compressor}}/train_log.csv",
     params:
-        spec=lambda w: spec_arg(train_spec(w.compressor)),
+        spec=lambda w: spec_arg(STAGES.train_spec(w.compressor)),
         out_dir=lambda w, output: os.path.dirname(os.path.dirname(output.best)),
     threads: 2
     log:
@@ -27,7 +27,7 @@ rule train_xrag:
         projector=f"{OUT}/projectors/{{projector}}/projector.safetensors",
         log_csv=f"{OUT}/projectors/{{projector}}/train_log.csv",
     params:
-        spec=lambda w: spec_arg(xrag_spec(w.projector)),
+        spec=lambda w: spec_arg(STAGES.xrag_spec(w.projector)),
         out_dir=lambda w, output: os.path.dirname(output.projector),
     threads: 2
     log:
@@ -48,7 +48,7 @@ rule train_vision:
         projector=f"{OUT}/vision/{{vision}}/projector.safetensors",
         log_csv=f"{OUT}/vision/{{vision}}/train_log.csv",
     params:
-        spec=lambda w: spec_arg(vision_spec(w.vision)),
+        spec=lambda w: spec_arg(STAGES.vision_spec(w.vision)),
         out_dir=lambda w, output: os.path.dirname(output.projector),
     threads: 2
     log:
