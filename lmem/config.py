@@ -11,6 +11,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 
 from lmem.io import InputError, sha256_json
+from lmem.options import TrainConfig, VisionTrainConfig, XragTrainConfig
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
@@ -64,7 +65,19 @@ def validate_config(config: dict, source: str = "config") -> dict:
         for key, section in (("compressor", "compressors"), ("projector", "projectors"), ("vision", "vision")):
             if isinstance(m.get(key), str) and m[key] not in config[section]:
                 raise InputError(f"{source}: {where} names {key} {m[key]!r}, which is not under {section}")
+    check_training_options(config, source)
     return config
+
+
+def check_training_options(config: dict, source: str) -> None:
+    """Every `train` section read as its trainer will read it, so an unknown key or a bad value fails when the
+    profile loads, not after the models have (lmem.options)."""
+    for section, cls in (("compressors", TrainConfig), ("projectors", XragTrainConfig), ("vision", VisionTrainConfig)):
+        for name, entry in (config.get(section) or {}).items():
+            try:
+                cls.from_dict(dict(entry.get("train") or {}))
+            except (TypeError, ValueError) as e:
+                raise InputError(f"{source}: {section}.{name}.train: {e}") from None
 
 
 def load_config(path: str | os.PathLike) -> dict:

@@ -33,66 +33,12 @@ from lmem.data import load_examples
 from lmem.io import append_csv, atomic_path, sha256_file, sha256_json, write_json
 from lmem.losses import answer_cross_entropy, distillation_kl, multi_positive_infonce
 from lmem.metrics.qa import mean_f1
+from lmem.options import TrainConfig, options  # noqa: F401 (options: the trainers' shared kit)
 from lmem.prompts import EncodedPrompt, LatentPrompt, encode_latent
 from lmem.records import Evidence, Example
 from lmem.stage import parse_spec, setup
 
 log = logging.getLogger("lmem.train")
-
-
-def options(cls, d: dict, what: str):
-    """A training-options dataclass from a config dict; an unknown key is an error that lists the known ones."""
-    unknown = set(d) - set(cls.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown {what} options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-    return cls(**d)
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 200
-    batch_size: int = 8
-    grad_accum: int = 1
-    lr: float = 1e-4
-    warmup_steps: int = 10
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_positives: int = 3
-    hard_negatives: int = 4
-    w_recon: float = 0.5
-    w_contrast: float = 0.2
-    w_distill: float = 1.0
-    temperature: float = 0.07
-    distill_tokens: int = 4
-    distill_topk: int = 256
-    distill_negatives: int = 0
-    # Not in the paper (0 there): the first `reading_warmup` steps distil from the gold latents alone, without the
-    # distill_negatives distractors, so the generator first learns to read one latent, then to pick among several
-    # (README, "Latent Memory": from scratch among five it learned nothing on CPU; after a warm-up it does)
-    reading_warmup: int = 0
-    # teacher_answer: teacher-forced on the teacher's own greedy answer (the paper); gold_answer: on the reference
-    # answer, so every distilled position is an answer token (for small generators that restate the question first)
-    distill_target: str = "teacher_answer"
-    # Not in the paper (0 there): cross-entropy of the student on the reference answer, on the same teacher-forced
-    # positions as the distillation (needs distill_target: gold_answer), as xRAG's instruction tuning adds to its KL
-    w_answer: float = 0.0
-    # Image evidence (issue 5): 1 - cosine between a linear map of each image latent and the image encoder's pooled
-    # feature (the regression to the vision tower's embedding); needs a compressor with a vision module
-    w_image: float = 0.0
-    recon_negatives: bool = False
-    # the student's prompt layout (prompt.latent_layout): a compressor meant for the compact layout trains on it
-    latent_layout: str | None = None
-    eval_every: int = 50
-    save_every: int = 25
-    val_questions: int = 40
-    val_k: int = 5
-    latent_stats_items: int = 512  # evidence items the latent standardisation's mean and std are measured on
-    autocast: str = "auto"
-    seed: int = 0
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        return options(cls, d, "training")
 
 
 @dataclass
@@ -280,11 +226,7 @@ class Trainer:
     def _teacher_cache(self) -> dict:
         """The frozen generator's top-k log-probs at N answer positions per item, computed once: on its own greedy
         answer (`distill_target: teacher_answer`) or teacher-forced on the reference answer (`gold_answer`)."""
-        t = self.tcfg
-        if t.distill_target not in ("teacher_answer", "gold_answer"):
-            raise ValueError(f"distill_target must be teacher_answer or gold_answer, got {t.distill_target!r}")
-        if t.w_answer and t.distill_target != "gold_answer":
-            raise ValueError("w_answer (the answer cross-entropy) needs distill_target: gold_answer")
+        t = self.tcfg  # its values are checked where the options are read (lmem.options)
         key = sha256_json({"items": [(i.example.id, [e.id for e in i.positives]) for i in self.items],
                            "generator": self.generator.resolved.sha256, "prompt": self.prompt_cfg,
                            "N": t.distill_tokens, "topk": t.distill_topk, "target": t.distill_target,

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from lmem.images import ImageResolver
 from lmem.io import InputError, append_csv
+from lmem.options import VisionTrainConfig
 from lmem.records import Evidence, Example
 from lmem.stage import device
 
@@ -182,27 +183,6 @@ def load_vision(folder: str | Path, images: dict | None = None) -> Vision:
 
 
 # -- training -------------------------------------------------------------------------------------------------
-@dataclass
-class VisionTrainConfig:
-    steps: int = 300
-    batch_size: int = 16
-    lr: float = 1e-3
-    warmup_steps: int = 10
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    distractors: int = 2  # other pool images shown beside the gold one(s), so the model learns to pick by title
-    max_answer_tokens: int = 8
-    save_every: int = 50
-    val_questions: int = 50
-    seed: int = 0
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "VisionTrainConfig":
-        from lmem.train import options
-
-        return options(cls, d, "vision training")
-
-
 class VisionTrainer:
     def __init__(self, spec: dict, out_dir: str | Path, train_examples: list[Example], val_examples: list[Example]):
         from lmem.train import frozen_generator, run_key, training_items

@@ -20,7 +20,6 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,39 +28,13 @@ from tqdm import tqdm
 from lmem.compressor import Projection
 from lmem.io import append_csv, sha256_json
 from lmem.losses import answer_cross_entropy, distillation_kl
+from lmem.options import XragTrainConfig
 from lmem.prompts import encode_latent, encode_with_evidence
 from lmem.stage import device
 from lmem.train import (cached_teacher, discard_stale_run, frozen_generator, load_resume_state, load_split,
                         optimizer_step, publish, run_key, save_checkpoint, trainer_cli, training_items)
 
 log = logging.getLogger("lmem.xrag")
-
-
-@dataclass
-class XragTrainConfig:
-    paraphrase_steps: int = 100  # stage 1
-    steps: int = 100  # stage 2 (instruction tuning)
-    batch_size: int = 8
-    lr: float = 1e-3
-    warmup_steps: int = 10
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    w_nll: float = 1.0
-    w_kl: float = 1.0
-    distill_topk: int = 64
-    max_positives: int = 3
-    max_answer_tokens: int = 16
-    max_paraphrase_tokens: int = 48
-    paraphrase_negatives: int = 2  # pool sentences besides the gold ones that stage 1 paraphrases, per question
-    paraphrase_instruction: str = "Repeat the context word for word."
-    save_every: int = 25
-    seed: int = 0
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "XragTrainConfig":
-        from lmem.train import options
-
-        return options(cls, d, "xRAG training")
 
 
 class XragProjector(torch.nn.Module):

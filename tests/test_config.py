@@ -65,3 +65,21 @@ def test_benchmark_overrides_and_vision_are_checked():
         validate_config({**base, "benchmarks": {"b": {**bench, "vision": "w"}}})
     with pytest.raises(InputError, match="override of 'closed_book' names compressor 'c'"):
         validate_config({**base, "benchmarks": {"b": {**bench, "overrides": {"closed_book": {"compressor": "c"}}}}})
+
+
+@pytest.mark.parametrize("section,entry,train,error", [
+    ("compressors", "smollm2", {"distill_target": "oracle"}, "distill_target must be teacher_answer or gold_answer"),
+    ("compressors", "smollm2", {"stepz": 3}, "unknown training options"),
+    ("compressors", "smollm2", {"steps": 10, "reading_warmup": 20}, "reading_warmup must be between 0 and steps"),
+    ("projectors", "minilm", {"w_kll": 1.0}, "unknown xRAG training options"),
+])
+def test_training_options_are_checked_when_the_profile_loads(tmp_path, section, entry, train, error):
+    """A bad `train` section fails at load, naming the file and the entry (it used to fail after the models)."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config/ci.yaml").read_text())
+    config[section][entry]["train"] = train
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(InputError, match=f"bad.yaml: {section}.{entry}.train: {error}"):
+        load_config(path)

@@ -101,7 +101,7 @@ def test_reading_warmup_distils_from_the_gold_latents_alone(tiny_llama, base_con
     """Before step `reading_warmup` the student reads its gold latents only; from it, distill_negatives more."""
     import random
 
-    s = spec(tiny_llama, base_config, steps=1)
+    s = spec(tiny_llama, base_config, steps=4)
     s["train"].update(reading_warmup=2, distill_negatives=1, w_recon=0, w_contrast=0)
     trainer = Trainer(s, tmp_path, load_split(s["train_data"], "train"), load_split(s["val_data"], "val"))
     seen = []
