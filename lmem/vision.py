@@ -249,8 +249,9 @@ class VisionTrainer:
         number of distractors as in training."""
         from lmem.metrics.webqa import webqa_accuracy
 
-        if not self.val:
-            return {"val_acc": float("nan")}
+        if not self.val:  # no validation questions with a gold image: nothing to report (val_log.csv: the step)
+            log.warning("vision projector: no validation questions with a gold image; validation skipped")
+            return {}
         self.vision.projector.eval()
         rng = random.Random(self.cfg.seed)
         prompts = [self.generator.encode_evidence(ex.question, self._shown(ex, [e for e in ex.pool if e.gold], rng),
