@@ -9,7 +9,6 @@ scratch locally and on the cluster is also the DAG's determinism check: the two 
 weights and latents."""
 
 import csv
-import os
 import re
 import shutil
 import subprocess
@@ -20,10 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, in_ci
+from conftest import OFFLINE_ENV, ROOT, in_ci
 
 
-ENV = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+ENV = OFFLINE_ENV
 NO_CLUSTER = ("no running SLURM cluster (`scontrol ping`): start one with `workflows/slurm/cluster.sh up` (root; "
               "installs Debian's slurm-wlm, slurmdbd, munge and mariadb-server)")
 

@@ -2,16 +2,15 @@
 
 import csv
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import OFFLINE_ENV, ROOT
 
-ENV = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+ENV = OFFLINE_ENV
 
 
 def snakemake(*args, cwd=ROOT):
