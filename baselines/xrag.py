@@ -1,8 +1,8 @@
 """xRAG: one token per retrieved evidence item, made from the frozen dense retriever's embedding by the trained
-projector (lmem/xrag.py). The retriever ranks each question's pool, or with `retrieval: global` the benchmark's whole
-corpus (cosine, as `dense`; embeddings from the embed_corpus job), and the top-k tokens go
-into the generator prompt in rank order as `Latent context i: <token>`, exactly where Latent Memory puts latents,
-so the token columns count the same things: one position per item plus the labels and the template.
+projector (lmem/xrag.py, trained by lmem/train_xrag.py). The retriever ranks each question's pool, or with
+`retrieval: global` the benchmark's whole corpus (cosine, as `dense`; embeddings from the embed_corpus job), and the
+top-k tokens go into the generator prompt in rank order as `Latent context i: <token>`, exactly where Latent Memory
+puts latents, so the token columns count the same things: one position per item plus the labels and the template.
 
 Config: `projector` (a name under `projectors`, trained by the DAG). The DAG adds `projector_dir` to the spec.
 GPU profiles can select the released model instead: `released: true` with the method's generator set to

@@ -22,7 +22,8 @@ from lmem.config import load_config
 from lmem.generator import Generator
 from lmem.metrics.qa import mean_f1
 from lmem.prompts import encode_text
-from lmem.train import Trainer, load_split
+from lmem.train_compressor import Trainer
+from lmem.training import load_split
 
 
 def closed_book_f1(generator: Generator, examples, prompt_cfg: dict) -> float:

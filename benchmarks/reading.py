@@ -35,7 +35,8 @@ import torch
 from lmem.latent_memory import answer, compress_evidence
 from lmem.metrics.qa import best_over_references, contains, mean_f1
 from lmem.prompts import encode_latent
-from lmem.train import Trainer, load_split
+from lmem.train_compressor import Trainer
+from lmem.training import load_split
 
 from learning import training_arguments, training_options  # benchmarks/learning.py, beside this script
 

@@ -8,9 +8,9 @@ import sys
 COMMANDS = {
     "prepare": ("lmem.prepare", "prepare one benchmark's examples"),
     "models": ("lmem.models", "resolve/convert the run's models and record their hashes"),
-    "train": ("lmem.train", "train a Latent Memory compressor"),
-    "train-xrag": ("lmem.xrag", "train the xRAG baseline's projector"),
-    "train-vision": ("lmem.vision", "train a composed VLM's image projector (image encoder -> generator tokens)"),
+    "train": ("lmem.train_compressor", "train a Latent Memory compressor"),
+    "train-xrag": ("lmem.train_xrag", "train the xRAG baseline's projector"),
+    "train-vision": ("lmem.train_vision", "train a composed VLM's image projector (image encoder -> generator tokens)"),
     "index": ("lmem.index", "build a latent index of a benchmark's evidence"),
     "run": ("lmem.run", "run one method on one benchmark at one k"),
     "score": ("lmem.score", "score one predictions file"),

@@ -14,7 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from peft import LoraConfig, get_peft_model
+from safetensors.torch import load_file, save_file
 from torch import nn
+
+from lmem.generator import load_causal_lm
+from lmem.io import sha256_file
+from lmem.vision import load_vision
+from lmem.vlm import NativeVision, load_vlm
 
 
 @dataclass
@@ -76,8 +83,6 @@ class Projection(nn.Module):
 class Compressor(nn.Module):
     def __init__(self, cfg: CompressorConfig, base_model, tokenizer, vision=None):
         super().__init__()
-        from peft import LoraConfig, get_peft_model
-
         self.cfg, self.tokenizer = cfg, tokenizer
         for p in base_model.parameters():
             p.requires_grad_(False)
@@ -300,16 +305,12 @@ class Compressor(nn.Module):
         return state
 
     def save(self, folder: str | Path) -> None:
-        from safetensors.torch import save_file
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_file(self.trainable_state(), str(folder / "compressor.safetensors"))
         (folder / "compressor.json").write_text(json.dumps(asdict(self.cfg), indent=2))
 
     def load_trainable(self, folder: str | Path) -> None:
-        from safetensors.torch import load_file
-
         state = load_file(str(Path(folder) / "compressor.safetensors"))
         missing = set(self.trainable_state()) - set(state)
         if missing:
@@ -322,16 +323,12 @@ def build_compressor(cfg: CompressorConfig, generator_embeddings: torch.Tensor |
     """Load the base model (resolved offline like every model) and wrap it as a compressor whose projection
     targets the generator with these input embeddings (vocab, hidden); with `cfg.vision_dir`, its vision module
     too (`images`: where the benchmark's images live)."""
-    from lmem.generator import load_causal_lm
-
     if generator_embeddings is not None:
         cfg.generator_hidden = int(generator_embeddings.shape[1])
         cfg.generator_embed_std = float(generator_embeddings.float().std())
     if cfg.kind not in ("causal_lm", "vlm"):
         raise ValueError(f"compressor kind must be causal_lm or vlm, got {cfg.kind!r}")
     if cfg.kind == "vlm":
-        from lmem.vlm import NativeVision, load_vlm
-
         if cfg.num_layers is not None or cfg.vision_dir:
             raise ValueError("a vlm compressor reads images with its own vision tower and keeps all its layers: "
                              "drop num_layers and vision")
@@ -351,16 +348,12 @@ def build_compressor(cfg: CompressorConfig, generator_embeddings: torch.Tensor |
             base.config.layer_types = base.config.layer_types[: cfg.num_layers]
     vision = None
     if cfg.vision_dir:
-        from lmem.vision import load_vision
-
         vision = load_vision(cfg.vision_dir, images)
     return Compressor(cfg, base, tokenizer, vision)
 
 
 def checkpoint_tag(compressor: Compressor, folder: str | Path, stage: str) -> str:
     """`base+stage@sha256-prefix` of a checkpoint folder's weights, for the results' `models` column."""
-    from lmem.io import sha256_file
-
     return f"{compressor.cfg.model}+{stage}@{sha256_file(Path(folder) / 'compressor.safetensors')[:12]}"
 
 

@@ -9,7 +9,8 @@ import torch
 from lmem.compressor import CompressorConfig, build_compressor
 from lmem.losses import distillation_kl
 from lmem.records import Evidence, Example
-from lmem.train import TrainItem, better, false_negatives
+from lmem.train_compressor import better, false_negatives
+from lmem.training import TrainItem
 
 
 def test_reconstruction_targets_are_aligned(tiny_llama):

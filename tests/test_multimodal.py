@@ -131,8 +131,9 @@ def vision_train_spec(tiny_llama, base_config, steps):
 
 
 def test_vision_projector_trains_and_resumes_exactly(tiny_llama, base_config, tmp_path):
-    from lmem.train import load_split
-    from lmem.vision import VisionTrainer, load_vision
+    from lmem.training import load_split
+    from lmem.train_vision import VisionTrainer
+    from lmem.vision import load_vision
 
     s = vision_train_spec(tiny_llama, base_config, steps=4)
 
@@ -165,7 +166,8 @@ def image_train_spec(tiny_llama, base_config, vision_dir, **train):
 
 
 def test_compressor_trains_on_images_with_image_regression(tiny_llama, base_config, vision_dir, tmp_path):
-    from lmem.train import Trainer, load_split
+    from lmem.train_compressor import Trainer
+    from lmem.training import load_split
 
     s = image_train_spec(tiny_llama, base_config, vision_dir, steps=2, batch_size=2, save_every=2, hard_negatives=2)
     trainer = Trainer(s, tmp_path, load_split(s["train_data"], "train"), load_split(s["val_data"], "val"))
@@ -260,7 +262,8 @@ def test_large_images_are_downscaled_when_configured():
 def test_image_compressor_resumes_exactly(tiny_llama, base_config, vision_dir, tmp_path):
     """Killed after step 3 (past a validation) and restarted: the same weights as an uninterrupted run; the
     restarted process computes its image features afresh, in the batches the uninterrupted run used."""
-    from lmem.train import Trainer, load_split
+    from lmem.train_compressor import Trainer
+    from lmem.training import load_split
 
     s = image_train_spec(tiny_llama, base_config, vision_dir, steps=5, batch_size=3, save_every=1, hard_negatives=3)
 

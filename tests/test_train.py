@@ -6,7 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lmem.train import Trainer, load_split
+from lmem.train_compressor import Trainer
+from lmem.training import load_split
 
 
 def spec(model, base_config, steps):
@@ -82,9 +83,8 @@ def test_distillation_on_the_gold_answer(tiny_llama, base_config, tmp_path):
 
 def test_gradient_clip_is_the_training_option():
     """optimizer_step clips to the trainer's `max_grad_norm` (1.0 by default in all three trainers)."""
-    from lmem.train import TrainConfig, optimizer_step
-    from lmem.vision import VisionTrainConfig
-    from lmem.xrag import XragTrainConfig
+    from lmem.options import TrainConfig, VisionTrainConfig, XragTrainConfig
+    from lmem.training import optimizer_step
 
     assert TrainConfig().max_grad_norm == XragTrainConfig().max_grad_norm == VisionTrainConfig().max_grad_norm == 1.0
     for norm in (0.5, 2.0):

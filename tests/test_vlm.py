@@ -98,7 +98,8 @@ def test_vlm_compressor_reads_images_with_its_own_vision_tower(tiny_llava_dir, b
     from lmem.compressor import CompressorConfig, build_compressor
     from lmem.data import load_examples
     from lmem.records import Evidence
-    from lmem.train import Trainer, load_split
+    from lmem.train_compressor import Trainer
+    from lmem.training import load_split
 
     comp = build_compressor(CompressorConfig(model=tiny_llava_dir, kind="vlm", lora_r=4, lora_alpha=8,
                                              generator_hidden=32)).eval()

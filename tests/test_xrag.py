@@ -6,7 +6,8 @@ from safetensors.torch import load_file
 
 from lmem.data import load_examples
 from lmem.prompts import encode_latent
-from lmem.xrag import XragTrainer, load_projector
+from lmem.train_xrag import XragTrainer
+from lmem.xrag import load_projector
 
 SYNTH = {"loader": "hotpotqa", "source": {"synth": {"seed": 0, "split": "train", "n_train": 10}}}
 

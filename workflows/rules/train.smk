@@ -16,7 +16,7 @@ rule train_compressor:
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.train --spec {params.spec} --out {params.out_dir} --threads {threads} > {log} 2>&1"
+        "python -m lmem.train_compressor --spec {params.spec} --out {params.out_dir} --threads {threads} > {log} 2>&1"
 
 
 rule train_xrag:
@@ -37,7 +37,7 @@ rule train_xrag:
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.xrag --spec {params.spec} --out {params.out_dir} --threads {threads} > {log} 2>&1"
+        "python -m lmem.train_xrag --spec {params.spec} --out {params.out_dir} --threads {threads} > {log} 2>&1"
 
 
 rule train_vision:
@@ -58,4 +58,4 @@ rule train_vision:
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.vision --spec {params.spec} --out {params.out_dir} --threads {threads} > {log} 2>&1"
+        "python -m lmem.train_vision --spec {params.spec} --out {params.out_dir} --threads {threads} > {log} 2>&1"

@@ -1,4 +1,4 @@
-"""Stage `train`: the Latent Memory trainer (docs/method.md section 3).
+"""Stage `train_compressor`: the Latent Memory trainer (docs/method.md section 3).
 
 L = w_recon * L_recon + w_contrast * L_contrast + w_distill * L_distill, AdamW with a cosine schedule, gradient
 accumulation, bf16 autocast where the hardware supports it, periodic validation (latent retrieval recall@k and
@@ -11,50 +11,31 @@ checkpoint (trainable weights, optimizer and scheduler state, step) ends with th
 one on CPU. The frozen teacher's answers and top-k log-probabilities are computed once per training example and
 cached (teacher.pt).
 
-Usage: python -m lmem.train --spec JSON --out DIR   (DIR/best, DIR/init, DIR/last, DIR/train_log.csv)
+Usage: python -m lmem.train_compressor --spec JSON --out DIR   (DIR/best, DIR/init, DIR/last, DIR/train_log.csv)
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import random
-import shutil
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
+from transformers import get_cosine_schedule_with_warmup
 
 from lmem.compressor import CompressorConfig, build_compressor
-from lmem.data import load_examples
-from lmem.io import append_csv, atomic_path, sha256_file, sha256_json, write_json
+from lmem.io import append_csv, sha256_file, sha256_json
+from lmem.latent_memory import answer, compress_evidence, pool_retriever
 from lmem.losses import answer_cross_entropy, distillation_kl, multi_positive_infonce
 from lmem.metrics.qa import mean_f1
-from lmem.options import TrainConfig, options  # noqa: F401 (options: the trainers' shared kit)
+from lmem.options import TrainConfig
 from lmem.prompts import EncodedPrompt, LatentPrompt, encode_latent
 from lmem.records import Evidence, Example
-from lmem.stage import parse_spec, setup
+from lmem.training import (TrainItem, cached_teacher, frozen_generator, load_split, resume, run_key, run_steps,
+                           save_checkpoint, trainer_cli, training_items)
+from lmem.vlm import VLMGenerator
 
-log = logging.getLogger("lmem.train")
-
-
-@dataclass
-class TrainItem:
-    example: Example
-    positives: list[Evidence]
-    negatives: list[Evidence]
-
-
-def training_items(examples: list[Example], max_positives: int) -> list[TrainItem]:
-    items = []
-    for ex in examples:
-        gold = [e for e in ex.pool if e.gold][:max_positives]
-        if gold and ex.answers:
-            items.append(TrainItem(ex, gold, [e for e in ex.pool if not e.gold]))
-    return items
+log = logging.getLogger("lmem.train_compressor")
 
 
 def false_negatives(items: list[TrainItem], evidence: list[Evidence], positive: torch.Tensor) -> torch.Tensor:
@@ -85,110 +66,8 @@ def autocast_context(mode: str):
     return torch.autocast(device, dtype=torch.bfloat16, enabled=use)
 
 
-def cached_teacher(path: Path, key: str, compute) -> dict:
-    """The frozen teacher's outputs, computed once: `path` when it holds this `key`, else `compute()` (a dict),
-    saved atomically with the key."""
-    if path.exists():
-        cached = torch.load(path)
-        if cached["key"] == key:
-            return cached
-    cache = {"key": key, **compute()}
-    with atomic_path(path) as tmp:
-        torch.save(cache, tmp)
-    return cache
-
-
-def save_checkpoint(out: Path, name: str, save_weights, optimizer=None, scheduler=None,
-                    state: dict | None = None) -> None:
-    """Write out/name atomically (a temporary folder renamed into place): the weights through `save_weights(folder)`
-    and, with `state`, the optimizer and scheduler state and the loop state (what a resume needs)."""
-    tmp, final = out / f".{name}.tmp", out / name
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_weights(tmp)
-    if state is not None:
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
-        write_json(tmp / "state.json", state)
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-
-
-def code_version() -> str:
-    """sha256 over the lmem package's source files: a resume checkpoint made by other code is not resumed."""
-    root = Path(__file__).parent
-    return sha256_json({str(f.relative_to(root)): sha256_file(f) for f in sorted(root.rglob("*.py"))})
-
-
-def run_key(spec: dict, examples: list[Example]) -> str:
-    """What a resume checkpoint must belong to: the stage's spec, its training data and the package's code."""
-    return sha256_json({"spec": spec, "data": [ex.to_dict() for ex in examples], "code": code_version()})
-
-
-def discard_stale_run(out: Path, key: str, steps: int, names: tuple[str, ...]) -> None:
-    """Before a trainer resumes from out/last: a checkpoint made for another run key (spec, data or code) or one
-    that already finished all `steps` (a forced rerun, e.g. `snakemake --forcerun`, whose outputs were deleted) is
-    not resumed; the earlier run's files `names` under `out` are removed so the run starts from step 0, and the
-    reason is logged."""
-    path = out / "last" / "state.json"
-    if not path.exists():
-        return
-    state = json.loads(path.read_text())
-    if state.get("key") == key and state["step"] < steps:
-        return
-    why = ("it finished all its steps: training again" if state.get("key") == key
-           else "another spec, training data or code version made it")
-    log.warning("%s (step %d) is not resumed: %s, from step 0", out / "last", state["step"], why)
-    for name in names:
-        target = out / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-
-
-def load_resume_state(folder: Path, optimizer, scheduler) -> dict | None:
-    """The loop state saved in `folder` by save_checkpoint, with the optimizer and scheduler restored; None when
-    there is nothing to resume. The caller restores its own weights from the same folder."""
-    if not (folder / "state.json").exists():
-        return None
-    opt = torch.load(folder / "optimizer.pt")
-    optimizer.load_state_dict(opt["optimizer"])
-    scheduler.load_state_dict(opt["scheduler"])
-    state = json.loads((folder / "state.json").read_text())
-    log.info("resuming from step %d", state["step"])
-    return state
-
-
-def frozen_generator(cfg: dict, images: dict | None = None):
-    """The generator a trainer distils from / trains against: loaded per its config section, every weight frozen."""
-    from lmem.vlm import make_generator
-
-    generator = make_generator(cfg, images=images)
-    for p in generator.model.parameters():
-        p.requires_grad_(False)
-    return generator
-
-
-def optimizer_step(params, optimizer, scheduler, max_grad_norm: float) -> None:
-    """Clip the gradient norm to `max_grad_norm` (a training option, 1.0 by default in every trainer), step the
-    optimizer and the schedule, clear the gradients."""
-    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-
-
-def publish(out: Path, checkpoint: str, names: tuple[str, ...]) -> None:
-    """Copy the files `names` of the checkpoint folder out/checkpoint to the top of `out`, each atomically (what
-    the DAG's rule declares as its output)."""
-    for name in names:
-        shutil.copy(out / checkpoint / name, out / f".{name}.tmp")
-        (out / f".{name}.tmp").rename(out / name)
-
-
 class Trainer:
     def __init__(self, spec: dict, out_dir: str | Path, train_examples: list[Example], val_examples: list[Example]):
-        from lmem.vlm import VLMGenerator
-
         self.spec, self.out = spec, Path(out_dir)
         self.tcfg = TrainConfig.from_dict(dict(spec.get("train", {}), seed=spec.get("seed", 0)))
         self.prompt_cfg = dict(spec["prompt"], **({"latent_layout": self.tcfg.latent_layout}
@@ -211,8 +90,6 @@ class Trainer:
         self.val = [ex for ex in val_examples if ex.pool][: self.tcfg.val_questions]
         self.params = [p for p in self.compressor.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=self.tcfg.lr, weight_decay=self.tcfg.weight_decay)
-        from transformers import get_cosine_schedule_with_warmup
-
         self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, self.tcfg.warmup_steps, self.tcfg.steps)
         self.teacher = self._teacher_cache()
         self.key = run_key(spec, train_examples + val_examples)
@@ -348,8 +225,6 @@ class Trainer:
     # -- validation ------------------------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        from lmem.latent_memory import answer, compress_evidence, pool_retriever
-
         if not self.val:
             raise SystemExit("the compressor's val_data has no questions with evidence: validation (and the best "
                              "checkpoint) needs some")
@@ -365,15 +240,8 @@ class Trainer:
                 "val_f1": mean_f1(answers, [ex.answers for ex in self.val])}
 
     # -- checkpoints -----------------------------------------------------------------------------------------
-    def _save_dir(self, name: str, state: dict | None = None) -> None:
+    def save(self, name: str, state: dict | None = None) -> None:
         save_checkpoint(self.out, name, self.compressor.save, self.optimizer, self.scheduler, state)
-
-    def _resume(self) -> dict:
-        state = load_resume_state(self.out / "last", self.optimizer, self.scheduler)
-        if state is None:
-            return {"step": 0, "best": None, "best_step": None, "key": self.key}
-        self.compressor.load_trainable(self.out / "last")
-        return state
 
     def _stats_evidence(self) -> list[Evidence]:
         n_items = self.tcfg.latent_stats_items
@@ -398,8 +266,6 @@ class Trainer:
         convolution's last bits depend on its batch), so that a resumed run ends with the same weights. done_steps
         None (at construction): the teacher prompts' images, as if the teacher were computed here; a number (a
         resume): the latent statistics' evidence and every finished step's and validation's evidence."""
-        from lmem.vlm import VLMGenerator
-
         t = self.tcfg
         if self.compressor.vision is None or isinstance(self.generator, VLMGenerator) or done_steps == 0:
             return
@@ -420,78 +286,62 @@ class Trainer:
                     for ex in self.val:
                         self.compressor.evidence_inputs(ex.pool)
 
-    # -- loop ------------------------------------------------------------------------------------------------
+    # -- the loop's hooks (lmem.training.run_steps) ---------------------------------------------------------
+    OUTPUTS = ("last", "best", "init", "train_log.csv", "val_log.csv")  # what a run that starts over removes
+
+    @property
+    def cfg(self) -> TrainConfig:  # the loop's name for a trainer's options
+        return self.tcfg
+
     def train(self, stop_after: int | None = None) -> dict:
-        t = self.tcfg
-        discard_stale_run(self.out, self.key, t.steps, ("last", "best", "init", "train_log.csv", "val_log.csv"))
+        state = resume(self, self.tcfg.steps, self.OUTPUTS)
+        self._image_features_in_order(state["step"])
+        self.compressor.train()
+        run_steps(self, state, self.tcfg.steps, "train", stop_after)
+        return state
+
+    def before_resume(self) -> None:
         if not (self.out / "init" / "compressor.safetensors").exists():
             if self.compressor.cfg.latent_standardize:
                 self._fit_latent_stats()
-            self._save_dir("init")  # the untrained compressor, for the "before training" numbers
+            self.save("init")  # the untrained compressor, for the "before training" numbers
         else:  # restarted: the saved initial state, latent statistics included
             self.compressor.load_trainable(self.out / "init")
-        state = self._resume()
-        self._image_features_in_order(state["step"])
-        self.compressor.train()
-        bar = tqdm(range(state["step"], t.steps), desc="train", initial=state["step"], total=t.steps, mininterval=5)
-        for step in bar:
-            start = time.time()
-            torch.manual_seed(t.seed * 1_000_003 + step)  # dropout: a function of the step, so resume is exact
-            parts: dict[str, float] = {}
-            for micro in range(t.grad_accum):
-                rng = random.Random(f"{t.seed}-{step}-{micro}")
-                with autocast_context(t.autocast):
-                    losses = self.losses(self.batch(step * t.grad_accum + micro), rng, step)
-                total = sum(getattr(t, f"w_{k}") * v for k, v in losses.items())
-                (total / t.grad_accum).backward()
-                for k, v in losses.items():
-                    parts[k] = parts.get(k, 0.0) + v.item() / t.grad_accum
-                parts["loss"] = parts.get("loss", 0.0) + total.item() / t.grad_accum
-            optimizer_step(self.params, self.optimizer, self.scheduler, t.max_grad_norm)
-            done = step + 1
-            row = {"step": done, **{k: round(v, 5) for k, v in parts.items()},
-                   "lr": self.scheduler.get_last_lr()[0], "seconds": round(time.time() - start, 3)}
-            append_csv(self.out / "train_log.csv", row)
-            bar.set_postfix(loss=f"{parts['loss']:.3f}")
-            state["step"] = done
-            if done % t.eval_every == 0 or done == t.steps:
-                metrics = self.validate()
-                append_csv(self.out / "val_log.csv", {"step": done, **metrics})
-                log.info("step %d: %s", done, metrics)
-                if better(metrics, state.get("best")) or not (self.out / "best/compressor.safetensors").exists():
-                    state.update(best={**metrics, "step": done}, best_step=done)
-                    self._save_dir("best")
-            if done % t.save_every == 0 or done == t.steps:
-                self._save_dir("last", dict(state))
-            if stop_after is not None and done >= stop_after:
-                self._save_dir("last", dict(state))
-                break
-        return state
 
+    def new_state(self) -> dict:
+        return {"step": 0, "best": None, "best_step": None, "key": self.key}
 
-def load_split(spec: list[dict] | dict, role: str) -> list[Example]:
-    """Examples for training or validation: one data spec or a list of them (loader, source, limit...)."""
-    specs = spec if isinstance(spec, list) else [spec]
-    out = []
-    for i, s in enumerate(specs):
-        out += load_examples(s.get("name", f"{role}{i}"), s).examples
-    return out
+    def load_last(self, folder: Path) -> None:
+        self.compressor.load_trainable(folder)
 
+    def step(self, step: int) -> dict[str, float]:
+        t = self.tcfg
+        torch.manual_seed(t.seed * 1_000_003 + step)  # dropout: a function of the step, so resume is exact
+        parts: dict[str, float] = {}
+        for micro in range(t.grad_accum):
+            rng = random.Random(f"{t.seed}-{step}-{micro}")
+            with autocast_context(t.autocast):
+                losses = self.losses(self.batch(step * t.grad_accum + micro), rng, step)
+            total = sum(getattr(t, f"w_{k}") * v for k, v in losses.items())
+            (total / t.grad_accum).backward()
+            for k, v in losses.items():
+                parts[k] = parts.get(k, 0.0) + v.item() / t.grad_accum
+            parts["loss"] = parts.get("loss", 0.0) + total.item() / t.grad_accum
+        return parts
 
-def trainer_cli(doc: str, spec_keys: str, argv: list[str] | None, make_trainer, with_config: bool = False) -> None:
-    """The command line every trainer shares: --spec JSON|@file, --out DIR, --threads, --stop-after (as if killed
-    there; the next run resumes). `make_trainer(spec, out)` builds the trainer; its final state (with the training
-    config when `with_config`) goes to DIR/train_state.json."""
-    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--spec", required=True, help=spec_keys)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--stop-after", type=int, default=None, help="stop after this step (as if killed), resumable")
-    args = ap.parse_args(argv)
-    setup(args.threads)
-    trainer = make_trainer(parse_spec(args.spec), args.out)
-    state = trainer.train(args.stop_after)
-    write_json(Path(args.out) / "train_state.json", {**state, "config": asdict(trainer.cfg)} if with_config else state)
+    def log_row(self, parts: dict[str, float]) -> dict:
+        return {k: round(v, 5) for k, v in parts.items()}
+
+    def after_step(self, done: int, state: dict) -> None:
+        """Validation every eval_every steps and at the end; the best checkpoint by `better`."""
+        t = self.tcfg
+        if done % t.eval_every == 0 or done == t.steps:
+            metrics = self.validate()
+            append_csv(self.out / "val_log.csv", {"step": done, **metrics})
+            log.info("step %d: %s", done, metrics)
+            if better(metrics, state.get("best")) or not (self.out / "best/compressor.safetensors").exists():
+                state.update(best={**metrics, "step": done}, best_step=done)
+                self.save("best")
 
 
 def main(argv: list[str] | None = None) -> None:
