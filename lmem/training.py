@@ -3,11 +3,12 @@ module's `lmem.train_vision`): the one training loop (`resume`, `run_steps`), ch
 generator, the cached teacher, data loading and the command line.
 
 A trainer supplies what is its own: `out`, `key` (`run_key`), `params`, `optimizer`, `scheduler`, `cfg` (with
-`save_every`, `max_grad_norm`), `save(name, state)`, `load_last(folder)`, `new_state()`, `step(step) -> parts`
-(the step's losses as floats, `loss` among them, after `backward()`), `log_row(parts)` (the CSV columns between
-`step` and `lr`) and `after_step(done, state)` (e.g. validation). The loop does the rest: resume from `last/` when it
-belongs to this run, seeded steps, gradient clipping and the optimizer step, progress, one `train_log.csv` row per
-step, `last/` every `save_every` steps and at the end, and `stop_after` (as if killed there; the next run resumes).
+`save_every`, `max_grad_norm`), `save(name, state)`, `before_resume()`, `load_last(folder)`, `new_state()`,
+`step(step) -> parts` (the step's losses as floats, `loss` among them, after `backward()`), `log_row(parts)` (the CSV
+columns between `step` and `lr`) and `after_step(done, state)` (e.g. validation). The loop does the rest: resume
+from `last/` when it belongs to this run, seeded steps, gradient clipping and the optimizer step, progress, one
+`train_log.csv` row per step, `last/` every `save_every` steps and at the end, and `stop_after` (as if killed there;
+the next run resumes).
 """
 
 from __future__ import annotations
