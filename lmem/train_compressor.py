@@ -31,8 +31,8 @@ from lmem.metrics.qa import mean_f1
 from lmem.options import TrainConfig
 from lmem.prompts import EncodedPrompt, LatentPrompt, encode_latent
 from lmem.records import Evidence, Example
-from lmem.training import (TrainItem, cached_teacher, frozen_generator, load_split, resume, run_key, run_steps,
-                           save_checkpoint, trainer_cli, training_items)
+from lmem.training import (LoopHooks, TrainItem, cached_teacher, frozen_generator, load_split, resume, run_key,
+                           run_steps, save_checkpoint, trainer_cli, training_items)
 from lmem.vlm import VLMGenerator
 
 log = logging.getLogger("lmem.train_compressor")
@@ -66,7 +66,7 @@ def autocast_context(mode: str):
     return torch.autocast(device, dtype=torch.bfloat16, enabled=use)
 
 
-class Trainer:
+class Trainer(LoopHooks):
     def __init__(self, spec: dict, out_dir: str | Path, train_examples: list[Example], val_examples: list[Example]):
         self.spec, self.out = spec, Path(out_dir)
         self.tcfg = TrainConfig.from_dict(dict(spec.get("train", {}), seed=spec.get("seed", 0)))

@@ -20,14 +20,14 @@ from lmem.losses import answer_cross_entropy
 from lmem.metrics.webqa import webqa_accuracy
 from lmem.options import VisionTrainConfig
 from lmem.records import Evidence, Example
-from lmem.training import (frozen_generator, load_split, publish, resume, run_key, run_steps, save_checkpoint,
-                           trainer_cli, training_items)
+from lmem.training import (LoopHooks, frozen_generator, load_split, publish, resume, run_key, run_steps,
+                           save_checkpoint, trainer_cli, training_items)
 from lmem.vision import Vision, VisionConfig
 
 log = logging.getLogger("lmem.train_vision")
 
 
-class VisionTrainer:
+class VisionTrainer(LoopHooks):
     def __init__(self, spec: dict, out_dir: str | Path, train_examples: list[Example], val_examples: list[Example]):
         self.spec, self.out = spec, Path(out_dir)
         self.cfg = VisionTrainConfig.from_dict(dict(spec.get("train", {}), seed=spec.get("seed", 0)))
@@ -104,12 +104,6 @@ class VisionTrainer:
     def save(self, name: str, state: dict | None) -> None:
         save_checkpoint(self.out, name, self.vision.save, self.optimizer, self.scheduler, state)
 
-    def before_resume(self) -> None:
-        pass
-
-    def new_state(self) -> dict:
-        return {"step": 0, "key": self.key}
-
     def load_last(self, folder: Path) -> None:
         self.vision.projector.load_state_dict(load_file(str(folder / "projector.safetensors")))
 
@@ -120,9 +114,6 @@ class VisionTrainer:
 
     def log_row(self, parts: dict) -> dict:
         return {"answer": round(parts["loss"], 5)}
-
-    def after_step(self, done: int, state: dict) -> None:
-        pass
 
     def train(self, stop_after: int | None = None) -> dict:
         c = self.cfg

@@ -29,14 +29,14 @@ from lmem.io import sha256_json
 from lmem.losses import answer_cross_entropy, distillation_kl
 from lmem.options import XragTrainConfig
 from lmem.prompts import encode_latent, encode_with_evidence
-from lmem.training import (cached_teacher, frozen_generator, load_split, publish, resume, run_key, run_steps,
-                           save_checkpoint, trainer_cli, training_items)
+from lmem.training import (LoopHooks, cached_teacher, frozen_generator, load_split, publish, resume, run_key,
+                           run_steps, save_checkpoint, trainer_cli, training_items)
 from lmem.xrag import XragProjector
 
 log = logging.getLogger("lmem.train_xrag")
 
 
-class XragTrainer:
+class XragTrainer(LoopHooks):
     def __init__(self, spec: dict, out_dir: str | Path, train_examples):
         self.spec, self.out = spec, Path(out_dir)
         self.cfg = XragTrainConfig.from_dict(dict(spec.get("train", {}), seed=spec.get("seed", 0)))
@@ -133,12 +133,6 @@ class XragTrainer:
     def save(self, name: str, state: dict | None) -> None:
         save_checkpoint(self.out, name, self.projector.save, self.optimizer, self.scheduler, state)
 
-    def before_resume(self) -> None:
-        pass
-
-    def new_state(self) -> dict:
-        return {"step": 0, "key": self.key}
-
     def load_last(self, folder: Path) -> None:
         self.projector.load_state_dict(load_file(str(folder / "projector.safetensors")))
 
@@ -155,9 +149,6 @@ class XragTrainer:
     def log_row(self, parts: dict) -> dict:
         return {"stage": parts["stage"], **{k: round(parts[k], 5) if k in parts else ""
                                             for k in ("paraphrase", "nll", "kl")}, "loss": round(parts["loss"], 5)}
-
-    def after_step(self, done: int, state: dict) -> None:
-        pass
 
     def train(self, stop_after: int | None = None) -> dict:
         total = self.cfg.paraphrase_steps + self.cfg.steps

@@ -5,10 +5,10 @@ generator, the cached teacher, data loading and the command line.
 A trainer supplies what is its own: `out`, `key` (`run_key`), `params`, `optimizer`, `scheduler`, `cfg` (with
 `save_every`, `max_grad_norm`), `save(name, state)`, `before_resume()`, `load_last(folder)`, `new_state()`,
 `step(step) -> parts` (the step's losses as floats, `loss` among them, after `backward()`), `log_row(parts)` (the CSV
-columns between `step` and `lr`) and `after_step(done, state)` (e.g. validation). The loop does the rest: resume
-from `last/` when it belongs to this run, seeded steps, gradient clipping and the optimizer step, progress, one
-`train_log.csv` row per step, `last/` every `save_every` steps and at the end, and `stop_after` (as if killed there;
-the next run resumes).
+columns between `step` and `lr`) and `after_step(done, state)` (e.g. validation); `LoopHooks` gives the defaults of
+`before_resume`, `new_state` and `after_step`. The loop does the rest: resume from `last/` when it belongs to this
+run, seeded steps, gradient clipping and the optimizer step, progress, one `train_log.csv` row per step, `last/`
+every `save_every` steps and at the end, and `stop_after` (as if killed there; the next run resumes).
 """
 
 from __future__ import annotations
@@ -145,6 +145,22 @@ def publish(out: Path, checkpoint: str, names: tuple[str, ...]) -> None:
     for name in names:
         shutil.copy(out / checkpoint / name, out / f".{name}.tmp")
         (out / f".{name}.tmp").rename(out / name)
+
+
+class LoopHooks:
+    """The hooks a trainer without extra work at them leaves as they are: nothing before resuming, a new state of
+    step 0 (with the run's key), nothing after a step. The compressor's trainer overrides all three."""
+
+    key: str
+
+    def before_resume(self) -> None:
+        pass
+
+    def new_state(self) -> dict:
+        return {"step": 0, "key": self.key}
+
+    def after_step(self, done: int, state: dict) -> None:
+        pass
 
 
 def resume(trainer, total: int, outputs: tuple[str, ...]) -> dict:
