@@ -13,12 +13,17 @@ Config: `model` (default the paper's), `segment_length` (512), `summary_length` 
 from lmem.baselines import Baseline, MethodUnavailable, make_prediction
 from lmem.prompts import encode_with_evidence
 
-PAPER_MODEL = "princeton-nlp/AutoCompressor-Llama-2-7b-6k"
 
 
 class AutoCompressor(Baseline):
     name = "autocompressor"
     uses_k = False
+    options = {
+        "model": {"type": "string", "default": "princeton-nlp/AutoCompressor-Llama-2-7b-6k"},
+        "segment_length": {"type": "integer", "minimum": 1, "default": 512, "description": "tokens per segment"},
+        "summary_length": {"type": ["integer", "null"], "minimum": 1, "default": None,
+                           "description": "summary vectors per segment (default: the model's)"},
+    }
 
     def load(self):
         import torch
@@ -33,7 +38,7 @@ class AutoCompressor(Baseline):
                 "AutoCompressor's model code is not importable (`auto_compressor`, from github.com/princeton-nlp/"
                 f"AutoCompressors, with flash-attn on a CUDA GPU): {e}") from e
         try:
-            resolved = resolve(self.spec.get("model", PAPER_MODEL), prefer="hub")
+            resolved = resolve(self.option("model"), prefer="hub")
         except ModelNotFound as e:
             raise MethodUnavailable(f"AutoCompressor model unavailable: {e}") from e
         from transformers import AutoTokenizer
@@ -46,9 +51,9 @@ class AutoCompressor(Baseline):
 
         resolved, tok, model = self.load()
         self.models = {"autocompressor": resolved.tag}
-        seg = int(self.spec.get("segment_length", 512))
-        if "summary_length" in self.spec:
-            model.config.summary_length = int(self.spec["summary_length"])
+        seg = int(self.option("segment_length"))
+        if self.option("summary_length") is not None:
+            model.config.summary_length = int(self.option("summary_length"))
         answers, prompts = [], []
         for ex in examples:
             prompt = encode_with_evidence(tok, ex.question, [], self.config["prompt"], 10**9)

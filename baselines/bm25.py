@@ -10,12 +10,17 @@ from lmem.corpus import Corpus, retrieval_mode
 
 class BM25(TextEvidenceBaseline):
     name = "bm25"
+    options = {
+        "k1": {"type": "number", "exclusiveMinimum": 0, "default": 1.5, "description": "BM25 term saturation"},
+        "b": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.75, "description": "length normalisation"},
+        "with_title": {"type": "boolean", "default": False, "description": "index 'title text' instead of the text"},
+    }
 
     def _text(self, e):
-        return f"{e.title} {e.text}".strip() if self.spec.get("with_title") else e.search_text
+        return f"{e.title} {e.text}".strip() if self.option("with_title") else e.search_text
 
     def _index(self, docs):
-        retriever = bm25s.BM25(k1=self.spec.get("k1", 1.5), b=self.spec.get("b", 0.75))
+        retriever = bm25s.BM25(k1=self.option("k1"), b=self.option("b"))
         retriever.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
         return retriever
 

@@ -22,19 +22,20 @@ def _features(out) -> torch.Tensor:
 
 class Clip(TextEvidenceBaseline):
     name = "clip"
+    options = {"model": {"type": ["string", "null"], "default": None, "description": "a CLIP model (hub id or folder)"}}
 
     def select(self, examples, k):
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
         from lmem.stage import device
 
-        if not self.spec.get("model"):
+        if not self.option("model"):
             raise InputError(f"method {self.label}: give the CLIP checkpoint as `model` (e.g. "
                              "openai/clip-vit-large-patch14-336)")
         try:
-            resolved = resolve(self.spec["model"], prefer="hub")
+            resolved = resolve(self.option("model"), prefer="hub")
         except ModelNotFound as e:
-            raise MethodUnavailable(f"CLIP model {self.spec['model']!r} is not available here: {e}") from e
+            raise MethodUnavailable(f"CLIP model {self.option('model')!r} is not available here: {e}") from e
         model = AutoModel.from_pretrained(str(resolved.path)).eval().to(device())
         tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
         image_processor = AutoImageProcessor.from_pretrained(str(resolved.path))

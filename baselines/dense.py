@@ -13,10 +13,15 @@ from lmem.encoders import DenseEncoder
 
 class Dense(TextEvidenceBaseline):
     name = "dense"
+    options = {
+        "model": {"type": ["string", "null"], "default": None, "description": "encoder (default: retriever.model)"},
+        "pooling": {"enum": ["mean", "last"], "default": "mean"},
+        "query_instruction": {"type": "string", "default": "", "description": "prefixed to each question"},
+    }
 
     def select(self, examples, k):
-        encoder = DenseEncoder(self.spec.get("model") or self.config["retriever"]["model"], self.config["retriever"],
-                               self.spec.get("pooling", "mean"), self.spec.get("query_instruction", ""))
+        encoder = DenseEncoder(self.option("model") or self.config["retriever"]["model"], self.config["retriever"],
+                               self.option("pooling"), self.option("query_instruction"))
         self.models = {"retriever": encoder.resolved.tag}
         return [ev for ev, _ in dense_rank(encoder, examples, k, retrieval_mode(self.spec, self.label),
                                            self.spec.get("embeddings"))]

@@ -14,7 +14,6 @@ from lmem.baselines import Baseline, MethodUnavailable, make_prediction
 from lmem.prompts import encode_with_evidence
 from lmem.records import Evidence
 
-PAPER_MODEL = "microsoft/llmlingua-2-xlm-roberta-large-meetingbank"
 
 
 def load_prompt_compressor(model: str):
@@ -44,14 +43,22 @@ def load_prompt_compressor(model: str):
 class LLMLingua2(Baseline):
     name = "llmlingua2"
     uses_k = False
+    options = {
+        "rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.1,
+                 "description": "the share of context tokens kept"},
+        "model": {"type": "string", "default": "microsoft/llmlingua-2-xlm-roberta-large-meetingbank",
+                  "description": "the paper's LLMLingua-2 model"},
+        "force_tokens": {"type": "array", "items": {"type": "string"}, "default": ["\n", "?", "."],
+                         "description": "tokens always kept"},
+    }
 
     def run(self, examples, generator, k):
-        rate = float(self.spec.get("rate", 0.1))
+        rate = float(self.option("rate"))
         if not 0 < rate <= 1:
             raise ValueError(f"{self.label}: rate must be in (0, 1], got {rate}")
-        resolved, compressor = load_prompt_compressor(self.spec.get("model", PAPER_MODEL))
+        resolved, compressor = load_prompt_compressor(self.option("model"))
         self.models = {"llmlingua2": resolved.tag}
-        force = list(self.spec.get("force_tokens", ["\n", "?", "."]))
+        force = list(self.option("force_tokens"))
         prompts, texts = [], []
         for ex in examples:
             text = ""

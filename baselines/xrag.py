@@ -21,15 +21,22 @@ from lmem.xrag import ReleasedProjector, load_projector
 
 class Xrag(Baseline):
     name = "xrag"
+    options = {
+        "released": {"type": "boolean", "default": False,
+                     "description": "the authors' released projector and retriever instead of the DAG's"},
+        "retriever": {"type": "string", "default": "Salesforce/SFR-Embedding-Mistral",
+                      "description": "the released projector's retriever"},
+        "query_instruction": {"type": "string", "default": "", "description": "prefixed to each question"},
+    }
 
     def run(self, examples, generator, k):
         import torch
 
-        if self.spec.get("released"):
+        if self.option("released"):
             projector = ReleasedProjector(generator.resolved.path, generator.model.dtype)
-            encoder = DenseEncoder(self.spec.get("retriever", "Salesforce/SFR-Embedding-Mistral"),
+            encoder = DenseEncoder(self.option("retriever"),
                                    self.config["retriever"], pooling="last",
-                                   query_instruction=self.spec.get("query_instruction", ""), normalize=False)
+                                   query_instruction=self.option("query_instruction"), normalize=False)
             self.models = {"retriever": encoder.resolved.tag, "projector": f"released:{generator.resolved.tag}"}
         else:
             projector = load_projector(self.spec["projector_dir"])

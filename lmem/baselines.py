@@ -3,18 +3,25 @@
 A baseline gets the prepared examples, the generator runner and its own config entry, and returns one
 `Prediction` per example with the token accounting of what the generator actually received. Subclasses are
 registered by their `name` when `baselines/` is imported (`discover()`), and selected in the config's `methods`.
-Most baselines only choose evidence: subclass `TextEvidenceBaseline` and implement `select`.
+Most baselines only choose evidence: subclass `TextEvidenceBaseline` and implement `select`. A baseline kept
+outside the repository lives in a folder named by the environment variable `LMEM_BASELINES` (folders separated
+by `:`): every `*.py` file there is imported too. Two classes under one name are an error.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 import pkgutil
 import random
+import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import ClassVar
 
-from lmem.io import InputError, register
+from lmem.io import InputError, register, sha256_json
+from lmem.method_options import option_defaults
 from lmem.prompts import EncodedPrompt
 from lmem.records import Evidence, Example, Prediction
 
@@ -31,6 +38,9 @@ class Baseline:
 
     name: ClassVar[str] = ""
     uses_k: ClassVar[bool] = True
+    # this class's own options: JSON-schema properties with defaults, a literal (lmem/method_options.py reads it
+    # from the source to check a profile's entries when it loads); read them with self.option(key)
+    options: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -44,6 +54,13 @@ class Baseline:
         self.label = label or self.name  # the config entry's name, used in predictions and tables
         self.bytes_per_item: float | None = None  # storage per evidence item, where the method stores its own
         self.models: dict[str, str] = {}  # models/checkpoints the method used besides the generator: name -> id@hash
+
+    def option(self, key: str):
+        """The entry's value of a declared option, else its declared default."""
+        defaults = option_defaults(type(self))
+        if key not in defaults:
+            raise KeyError(f"{type(self).__name__} declares no option {key!r}; declare it in its `options`")
+        return self.spec.get(key, defaults[key])
 
     def run(self, examples: list[Example], generator, k: int | None) -> list[Prediction]:
         raise NotImplementedError
@@ -118,12 +135,29 @@ def top_k(scores, k: int) -> list[int]:
     return sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))[:k]
 
 
+def _import_file(path: Path) -> None:
+    """Import a baseline module kept outside the repository (once per process), under a name of its own path."""
+    name = f"lmem_baselines_{sha256_json(str(path.resolve()))[:12]}_{path.stem}"
+    if name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
 def discover() -> dict[str, type[Baseline]]:
-    """Import every module in the `baselines` package (registering its classes) and return the registry."""
-    import baselines
+    """Import every module in the `baselines` package and in the `LMEM_BASELINES` folders (registering their
+    classes) and return the registry."""
+    import baselines  # the repository's baselines/ folder, a package beside lmem
 
     for mod in pkgutil.iter_modules(baselines.__path__):
         importlib.import_module(f"baselines.{mod.name}")
+    for folder in filter(None, os.environ.get("LMEM_BASELINES", "").split(os.pathsep)):
+        if not Path(folder).is_dir():
+            raise InputError(f"LMEM_BASELINES: {folder} is not a folder; set it to folders of baseline modules")
+        for path in sorted(Path(folder).glob("*.py")):
+            _import_file(path)
     return REGISTRY
 
 
@@ -131,5 +165,6 @@ def get(name: str) -> type[Baseline]:
     registry = discover()
     if name not in registry:
         raise InputError(f"unknown method {name!r}; known: {sorted(registry)}. Add baselines/<name>.py "
-                         f"(see README, 'Add a baseline in one file')")
+                         f"or a module in a folder named by LMEM_BASELINES (see README, 'Add a baseline in one "
+                         f"file')")
     return registry[name]

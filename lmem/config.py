@@ -11,6 +11,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 
 from lmem.io import InputError, sha256_json
+from lmem.method_options import check_method_options
 from lmem.options import TrainConfig, VisionTrainConfig, XragTrainConfig
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
@@ -66,6 +67,11 @@ def validate_config(config: dict, source: str = "config") -> dict:
             if isinstance(m.get(key), str) and m[key] not in config[section]:
                 raise InputError(f"{source}: {where} names {key} {m[key]!r}, which is not under {section}")
     check_training_options(config, source)
+    shared = set(schema["properties"]["methods"]["additionalProperties"]["properties"])
+    entries = [(f"methods.{n}", method_spec(config, n)) for n in config["methods"]]
+    entries += [(f"benchmarks.{b}.overrides.{n}", method_spec(config, n, b)) for b, bench in
+                config["benchmarks"].items() for n in bench.get("overrides") or {}]
+    check_method_options(entries, shared, source)
     return config
 
 

@@ -19,11 +19,16 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import faiss
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
+from lmem.encoders import DenseEncoder
 from lmem.io import InputError, atomic_path, sha256_json, write_json
+from lmem.prepare import read_examples
 from lmem.records import Evidence, Example
+from lmem.stage import parse_spec, setup
 
 log = logging.getLogger("lmem.corpus")
 RETRIEVAL_MODES = ("pool", "global")
@@ -87,8 +92,6 @@ class Corpus:
 
 def flat_search(embeddings: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """(Q, k) rows by exact inner product (FAISS flat; cosine on unit vectors), best first."""
-    import faiss
-
     index = faiss.IndexFlatIP(embeddings.shape[1])
     index.add(np.ascontiguousarray(embeddings, dtype=np.float32))
     _, rows = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(embeddings)))
@@ -99,8 +102,6 @@ def embed_corpus(examples: list[Example], encoder, out: str | Path) -> dict:
     corpus = Corpus.build(examples)
     t0 = time.time()
     emb = encoder.encode(corpus.texts) if corpus.items else torch.zeros((0, 1))
-    from safetensors.torch import save_file
-
     with atomic_path(out) as tmp:
         save_file({"embeddings": emb.contiguous()}, str(tmp))
     meta = {"n_items": len(corpus.items), "n_pool_items": sum(len(r) for r in corpus.pool_rows),
@@ -116,8 +117,6 @@ def load_embeddings(path: str | Path, corpus: Corpus, retriever_tag: str) -> tor
     if meta["corpus_sha256"] != corpus.fingerprint() or meta["retriever"] != retriever_tag:
         raise InputError(f"{path}: embeddings of another corpus or retriever ({meta['retriever']}); rerun the "
                          f"embed_corpus job for this data")
-    from safetensors.torch import load_file
-
     return load_file(str(path))["embeddings"]
 
 
@@ -139,10 +138,6 @@ def dense_rank(encoder, examples: list[Example], k: int, mode: str, embeddings_p
 
 
 def main(argv: list[str] | None = None) -> None:
-    from lmem.encoders import DenseEncoder
-    from lmem.prepare import read_examples
-    from lmem.stage import parse_spec, setup
-
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True)
     ap.add_argument("--spec", required=True, help="the run's retriever section (model, batch_size, max_length)")

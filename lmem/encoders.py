@@ -6,22 +6,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 from tqdm import tqdm
+from transformers import AutoModel, AutoTokenizer
 
+from lmem.baselines import top_k
 from lmem.models import resolve
+from lmem.stage import device
 
 
 class DenseEncoder:
     def __init__(self, spec: str, cfg: dict, pooling: str = "mean", query_instruction: str = "",
                  normalize: bool = True):
-        from transformers import AutoModel, AutoTokenizer
-
         if pooling not in ("mean", "last"):
             raise ValueError(f"dense pooling must be 'mean' or 'last', got {pooling!r}")
         self.pooling, self.query_instruction, self.normalize = pooling, query_instruction, normalize
         self.resolved = resolve(spec)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.resolved.path))
-        from lmem.stage import device
-
         self.model = AutoModel.from_pretrained(str(self.resolved.path)).eval().to(device())
         self.batch_size, self.max_length = cfg["batch_size"], cfg["max_length"]
 
@@ -51,8 +50,6 @@ class DenseEncoder:
         """Per example: the indices of its k pool items most similar to its question (cosine, best first, ties to
         the earlier item) and the embeddings of its whole pool (`pool_embeddings`, e.g. from the embed stage, or
         encoded here)."""
-        from lmem.baselines import top_k
-
         queries = self.encode_queries([ex.question for ex in examples])
         if pool_embeddings is None:
             evidence = self.encode([e.search_text for ex in examples for e in ex.pool])

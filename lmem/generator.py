@@ -19,10 +19,12 @@ import logging
 
 import torch
 from tqdm import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lmem.models import ResolvedModel, resolve
 from lmem.io import InputError
+from lmem.models import ResolvedModel, resolve
 from lmem.prompts import EncodedPrompt, LatentPrompt, encode_with_evidence, encode_with_images
+from lmem.stage import device
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -30,12 +32,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 def load_causal_lm(spec: str, prefer: str = "package", dtype: str = "float32"):
     """(resolved, tokenizer, model in eval mode) for a generator or compressor spec."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     resolved = resolve(spec, prefer=prefer)
     tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
-    from lmem.stage import device
-
     model = AutoModelForCausalLM.from_pretrained(str(resolved.path), dtype=DTYPES[dtype]).eval().to(device())
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -6,6 +6,8 @@ names the files; read lazily by byte offset), `synth-vqa:<id>` a generated tile 
 
 from __future__ import annotations
 
+from lmem.data.synth_vqa import render
+from lmem.data.webqa import ImageStore
 from lmem.io import InputError
 
 
@@ -16,8 +18,6 @@ class ImageResolver:
 
     def _tsv(self):
         if self._store is None:
-            from lmem.data.webqa import ImageStore
-
             if not self.spec.get("tsv"):
                 raise InputError("image evidence refers to imgs.tsv, but the benchmark's config gives no "
                                  "images: {tsv: path/to/imgs.tsv} (WebQA's image file, with imgs.lineidx beside it)")
@@ -41,8 +41,6 @@ class ImageResolver:
         if source == "imgs.tsv":
             return self._tsv().image(image_id)
         if source == "synth-vqa":
-            from lmem.data.synth_vqa import render
-
             try:
                 return render(image_id)
             except ValueError as e:

@@ -20,11 +20,15 @@ import math
 import time
 from pathlib import Path
 
+import faiss
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from lmem.compressor import load_compressor
 from lmem.io import atomic_path, write_json
+from lmem.prepare import read_examples
 from lmem.records import Example
 from lmem.stage import parse_spec, setup
 
@@ -47,8 +51,6 @@ def encode_latents(latents: torch.Tensor, storage: str, pq_m: int = 64) -> tuple
         codes = torch.round(x / scale).clamp(-127, 127).to(torch.int8)
         return {"codes": codes, "scale": scale}, t * h + scale.numel() * 4 / max(n, 1)
     if storage == "pq":
-        import faiss
-
         if h % pq_m:
             raise ValueError(f"pq_m {pq_m} must divide the latent size {h}")
         nbits = max(1, min(8, int(math.log2(max(n * t, 2)))))  # k-means needs as many points as centroids
@@ -68,8 +70,6 @@ def decode_latents(tensors: dict, shape: tuple[int, int, int]) -> torch.Tensor:
     if "scale" in tensors:
         x = tensors["codes"].float() * tensors["scale"]
     else:
-        import faiss
-
         h, m, nbits = tensors["pq"].tolist()
         pq = faiss.ProductQuantizer(h, m, nbits)
         faiss.copy_array_to_vector(tensors["centroids"].numpy().astype(np.float32), pq.centroids)
@@ -83,8 +83,6 @@ NPROBE = 16  # IVF lists searched per query unless the index spec says `nprobe`
 def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_size: int = 32,
                 shard_size: int = 4096, faiss_type: str = "flat", nlist: int = 256,
                 storages: tuple[str, ...] = ("fp16",), pq_m: int = 64, nprobe: int = NPROBE) -> dict:
-    from safetensors.torch import save_file
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keys = [item_key(ex.id, e.id) for ex in examples for e in ex.pool]
@@ -123,8 +121,6 @@ def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_
     storage = {"fp16": {"bytes_per_item": int(T * H * 2)}}
     for name in storages:
         if name != "fp16":
-            from safetensors.torch import save_file
-
             tensors, nbytes = encode_latents(index.latents, name, pq_m)
             with atomic_path(out / f"latents-{name}.safetensors") as tmp:
                 save_file(tensors, str(tmp))
@@ -144,8 +140,6 @@ def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_
 
 
 def _write_faiss(embeddings: np.ndarray, path: Path, faiss_type: str, nlist: int) -> None:
-    import faiss
-
     d = embeddings.shape[1]
     if faiss_type in ("ivf", "ivfpq") and len(embeddings) >= 39 * nlist:
         quantizer = faiss.IndexFlatIP(d)
@@ -173,8 +167,6 @@ class LatentIndex:
 
     @classmethod
     def load_shards(cls, folder: Path, keys: list[str]) -> "LatentIndex":
-        from safetensors.torch import load_file
-
         shards = [load_file(str(p)) for p in sorted(folder.glob("shard-*.safetensors"))]
         rows = torch.cat([s["rows"] for s in shards])
         if sorted(rows.tolist()) != list(range(len(keys))):
@@ -198,8 +190,6 @@ class LatentIndex:
             raise FileNotFoundError(f"{folder}: no {storage!r} latents (built: {sorted(stored)}); add it to the "
                                     f"compressor's index `storages` and rebuild")
         if storage != "fp16":
-            from safetensors.torch import load_file
-
             index.latents = decode_latents(load_file(str(folder / f"latents-{storage}.safetensors")),
                                            tuple(index.latents.shape))
         index.bytes_per_item = float(stored[storage]["bytes_per_item"])
@@ -215,8 +205,6 @@ class LatentIndex:
 
     def search(self, queries: np.ndarray, k: int) -> np.ndarray:
         """Global-corpus retrieval: (Q, k) row ids by inner product, via FAISS."""
-        import faiss
-
         if self._faiss is None:
             self._faiss = faiss.read_index(str(self.folder / "faiss.index"))
             if hasattr(faiss, "index_cpu_to_all_gpus") and faiss.get_num_gpus() > 0:  # faiss-gpu installed
@@ -228,9 +216,6 @@ class LatentIndex:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from lmem.compressor import load_compressor
-    from lmem.prepare import read_examples
-
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--data", required=True)

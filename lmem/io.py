@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
 import hashlib
 import json
@@ -113,8 +114,6 @@ def _is_json_lines(path: Path) -> bool:
 
 
 def _tsv_rows(path: Path) -> Iterator[tuple[str, dict | InputError]]:
-    import csv
-
     lines = _decoded_lines(path)
     header = None
     for lineno, line in lines:
@@ -190,8 +189,6 @@ def sha256_json(obj: Any) -> str:
 
 def append_csv(path: str | os.PathLike, row: dict) -> None:
     """Append one row to a CSV log (header written with the first row); a log, so appended in place."""
-    import csv
-
     path = Path(path)
     new = not path.exists()
     with open(path, "a", newline="") as f:

@@ -7,6 +7,8 @@ existing local path; the packaged copy when its package is installed (unless `pr
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import importlib.util
 import json
 import logging
@@ -15,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmem.io import sha256_file
+from lmem.io import sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +117,6 @@ def resolve(spec: str, prefer: str = "package") -> ResolvedModel:
         pkg_dir = _package_dir(packaged.package)
         if pkg_dir is not None:
             if packaged.assembled:
-                import importlib
-
                 gguf = cache_dir() / "gguf" / packaged.gguf
                 if not gguf.exists():
                     gguf.parent.mkdir(parents=True, exist_ok=True)
@@ -126,8 +126,6 @@ def resolve(spec: str, prefer: str = "package") -> ResolvedModel:
             if packaged.gguf:
                 folder, digest = _convert_gguf(pkg_dir / packaged.gguf)
                 return ResolvedModel(spec, folder, f"package:{packaged.package}", digest)
-            import importlib
-
             folder = Path(importlib.import_module(packaged.package).get_model_path())
             return ResolvedModel(spec, folder, f"package:{packaged.package}", _weights_hash(folder))
     try:
@@ -146,9 +144,6 @@ def resolve(spec: str, prefer: str = "package") -> ResolvedModel:
 
 def main(argv: list[str] | None = None) -> None:
     """Resolve (and convert once) the generator and retriever of a run; write their provenance as JSON."""
-    import argparse
-
-    from lmem.io import write_json
     from lmem.stage import parse_spec, setup
 
     ap = argparse.ArgumentParser(description=main.__doc__)

@@ -118,6 +118,7 @@ class ResultRow:
     metric: str = ""  # the official answer metric the row is scored by (lmem.metrics.qa.F1_RULES)
     retrieval: str = ""  # pool | global for methods that retrieve top-k (lmem/corpus.py), else empty
     latent_layout: str = ""  # paper | compact for methods whose prompt holds latents (Latent Memory, xRAG)
+    work: str = ""  # the trained-work folders the run read, relative to work_dir (lmem/work.py); "" for none
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

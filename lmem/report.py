@@ -11,7 +11,11 @@ import json
 import math
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.transforms import Bbox
 
 from lmem.io import atomic_path, write_text
 from lmem.records import ResultRow
@@ -47,8 +51,6 @@ MARKERS = {("pool", "paper"): "o", ("global", "paper"): "^", ("pool", "compact")
 
 def method_colors(methods) -> dict[str, str]:
     """One colour per method name, the same on every plot of a report (tab10, then Dark2 and Set1: 27 distinct)."""
-    import matplotlib
-
     palette = [c for name in ("tab10", "Dark2", "Set1") for c in matplotlib.colormaps[name].colors]
     return {m: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, m in enumerate(sorted(set(methods)))}
 
@@ -61,8 +63,6 @@ def place_labels(ax, xs: list[float], ys: list[float], labels: list[str], fontsi
     """Annotate each point with its label where the label's box meets no other label's box and no marker: candidate
     offsets on rings of growing radius around the point, the first free one taken (points in order of x, so the
     result is deterministic); a leader line joins a label set away from its point. Returns the text artists."""
-    from matplotlib.transforms import Bbox
-
     fig = ax.figure
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -107,12 +107,7 @@ def plot_benchmark(df: pd.DataFrame, benchmark: str, x: str, y: str, out_dir: Pa
     method (`colors`, shared by a report's plots), marker by retrieval (pool / global) and latent layout (paper /
     compact), labels that never overlap, and a Pareto frontier per generator (the main generator's dashed; another
     generator's points hollow, with a dotted frontier of their own, named in the legend)."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
     sub = df[df["benchmark"] == benchmark].reset_index(drop=True)
     colors = colors or method_colors(sub["method"])
     fig, ax = plt.subplots(figsize=(7.2, 5.0))

@@ -16,17 +16,17 @@ import numpy as np
 import torch
 
 from lmem import __version__, baselines
-from lmem.io import write_json, write_jsonl
+from lmem.io import sha256_file, write_json, write_jsonl
 from lmem.prepare import meta_path, read_examples
 from lmem.score import git_commit
 from lmem.stage import parse_spec, setup
+from lmem.vision import load_vision
+from lmem.vlm import make_generator
 
 log = logging.getLogger("lmem.run")
 
 
 def vision_tag(folder: str) -> str:
-    from lmem.io import sha256_file
-
     return f"vision:{folder.rstrip('/').rsplit('/', 1)[-1]}@{sha256_file(f'{folder}/projector.safetensors')[:12]}"
 
 
@@ -37,8 +37,6 @@ def seed_everything(seed: int) -> None:
 
 
 def run(data: str, spec: dict, k: str, out: str) -> dict:
-    from lmem.vlm import make_generator
-
     seed_everything(spec["seed"])
     method_cls = baselines.get(spec["method_spec"].get("class", spec["method"]))
     method = method_cls(spec["method_spec"], spec, label=spec["method"])
@@ -49,8 +47,6 @@ def run(data: str, spec: dict, k: str, out: str) -> dict:
     # a method may bring its own generator settings (e.g. another family's model), merged over the run's
     vision = None
     if spec.get("vision_dir"):  # a benchmark with images: the composed VLM reads them
-        from lmem.vision import load_vision
-
         vision = load_vision(spec["vision_dir"], spec.get("images"))
     generator = make_generator({**spec["generator"], **spec["method_spec"].get("generator", {})}, vision=vision,
                                images=spec.get("images"))

@@ -22,7 +22,6 @@ from lmem.records import Example, Prediction, ResultRow
 from lmem.specs import without_locations
 from lmem.stage import setup
 
-
 SUBSET_KEYS = ("modality", "type")  # question metadata whose values get rows of their own
 
 
@@ -124,6 +123,7 @@ def _row(preds: list[Prediction], benchmark: str, run_meta: dict, data_meta: dic
         retrieval="" if preds[0].k == "all" else method.get("retrieval", "pool"),
         latent_layout=(method.get("latent_layout") or spec.get("prompt", {}).get("latent_layout", "paper")
                        if method.get("class", spec.get("method")) in ("latent_memory", "xrag") else ""),
+        work=spec.get("work", ""),
     )
     return result, per_q
 

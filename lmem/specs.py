@@ -12,21 +12,30 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from functools import lru_cache
 
 from lmem.config import method_spec, runs
+from lmem.io import InputError
+from lmem.method_options import method_option
+from lmem.work import work_id
 
 # the keys of a run spec that say where its inputs are, not what the run is
-LOCATION_KEYS = ("checkpoint_dir", "index_dir", "projector_dir", "embeddings", "vision_dir")
+LOCATION_KEYS = ("checkpoint_dir", "index_dir", "projector_dir", "embeddings", "vision_dir", "work")
+# trained work: config section -> (folder under work_dir, the stage module whose code is in the folder's id)
+WORK_KINDS = {"compressors": ("compressors", "lmem.train_compressor"), "projectors": ("projectors", "lmem.train_xrag"),
+              "vision": ("vision", "lmem.train_vision")}
 
 
 def uses_corpus_embeddings(name: str, spec: dict, config: dict) -> bool:
     """Does method entry `name` rank with the run's retriever as the embed stage encodes it (mean pooling, no query
     instruction, unit vectors)? Dense and trained xRAG on the default retriever do; others encode in their run."""
-    if spec.get("class", name) not in ("dense", "xrag"):
+    cls = spec.get("class", name)
+    if cls not in ("dense", "xrag"):
         return False
-    if spec.get("released") or spec.get("pooling", "mean") != "mean" or spec.get("query_instruction"):
+    if method_option(spec, cls, "query_instruction") or (
+            method_option(spec, cls, "released") if cls == "xrag" else method_option(spec, cls, "pooling") != "mean"):
         return False
-    model = spec.get("model") or config["retriever"]["model"]
+    model = (method_option(spec, cls, "model") if cls == "dense" else None) or config["retriever"]["model"]
     if "projector" in spec:
         model = config.get("projectors", {}).get(spec["projector"], {}).get("retriever") or config["retriever"]["model"]
     return model == config["retriever"]["model"]
@@ -47,16 +56,54 @@ def spec_arg(obj) -> str:
 
 
 class Stages:
-    """The specs, inputs and paths of one profile's stages under `<results_dir>/<name>`."""
+    """The specs, inputs and paths of one profile's stages: its outputs under `<results_dir>/<name>`, its trained
+    work under `work_dir`."""
 
     def __init__(self, config: dict):
         self.config = config
         self.out = f"{config['results_dir']}/{config['name']}"
+        self.work = config.get("work_dir") or f"{config['results_dir']}/work"
         self.runs = runs(config)
+        self.work_id = lru_cache(maxsize=None)(self._work_id)
+
+    # -- trained work, in folders named by what made it (lmem.work) ------------------------------------------
+    def _work_id(self, section: str, name: str) -> str:
+        """The id of entry `name` of `section` (compressors, projectors, vision): its spec without locations (a
+        vision module it builds on by that module's id), its data files' hashes, its models, its stage's code."""
+        if name not in self.config.get(section, {}):
+            raise InputError(f"{section}.{name}: no such entry; known: {sorted(self.config.get(section, {}))}")
+        spec = {"compressors": self.train_spec, "projectors": self.xrag_spec, "vision": self.vision_spec}[section](name)
+        if section == "compressors" and "vision_dir" in spec["compressor"]:
+            vision = self.config[section][name]["vision"]
+            spec = {**spec, "compressor": {**without_locations(spec["compressor"]),
+                                           "vision_work": self.work_id("vision", vision)}}
+        return work_id(spec, self.train_data_files(section, name), WORK_KINDS[section][1])
+
+    def work_dir(self, section: str, name: str) -> str:
+        """`<work_dir>/<kind>/<id>`: where entry `name` of `section` is trained (finished work only)."""
+        return f"{self.work}/{WORK_KINDS[section][0]}/{self.work_id(section, name)}"
+
+    def partial_dir(self, section: str, name: str) -> str:
+        """`<work_dir>/partial/<kind>/<id>`: where it trains (resume checkpoint included) until it is finished."""
+        return f"{self.work}/partial/{WORK_KINDS[section][0]}/{self.work_id(section, name)}"
+
+    def entry(self, section: str, wid: str) -> str:
+        """The entry of `section` with work id `wid` (the first, by name, when several share a spec)."""
+        names = sorted(n for n in self.config.get(section, {}) if self.work_id(section, n) == wid)
+        if not names:
+            raise InputError(f"{self.work}/{WORK_KINDS[section][0]}/{wid}: no {section} entry of this profile has "
+                             "this work id (it was made by another spec or code version)")
+        return names[0]
+
+    @property
+    def models_json(self) -> str:
+        """The models stage's file: every model of the generator and retriever resolved offline (once per spec)."""
+        spec = {"generator": self.config["generator"], "retriever": self.config["retriever"]}
+        return f"{self.work}/models/{work_id(spec, [], 'lmem.models')}.json"
 
     # -- paths -----------------------------------------------------------------------------------------------
     def vision_dir(self, name: str | None) -> str | None:
-        return f"{self.out}/vision/{name}" if name else None
+        return self.work_dir("vision", name) if name else None
 
     def embeddings_path(self, method: str, benchmark: str) -> str | None:
         """The embed_corpus job's file, for a method that ranks with the run's retriever (dense, xRAG), else None."""
@@ -71,22 +118,29 @@ class Stages:
         emb = self.embeddings_path(method, benchmark)
         extra = {"embeddings": emb} if emb else {}
         if "projector" in spec:
-            return {"projector_dir": f"{self.out}/projectors/{spec['projector']}", **extra}
+            return {"projector_dir": self.work_dir("projectors", spec["projector"]), **extra}
         if "compressor" not in spec:
             return extra
         stage = spec.get("checkpoint", "best")
         return {
-            "checkpoint_dir": f"{self.out}/compressors/{spec['compressor']}/{stage}",
+            "checkpoint_dir": f"{self.work_dir('compressors', spec['compressor'])}/{stage}",
             "index_dir": f"{self.out}/latent_index/{spec['compressor']}-{stage}/{benchmark}",
         }
+
+    def work_used(self, method: str, benchmark: str) -> str:
+        """The trained-work folders a run reads, relative to work_dir (the results table's `work` column)."""
+        paths = self.latent_paths(method, benchmark)
+        used = [paths.get("checkpoint_dir"), paths.get("projector_dir"),
+                self.vision_dir(self.config["benchmarks"][benchmark].get("vision"))]
+        return " ".join(os.path.relpath(p, self.work) for p in used if p)
 
     # -- inputs (files a job reads, so Snakemake orders the jobs) --------------------------------------------
     def run_inputs(self, benchmark: str, method: str) -> dict:
         paths = self.latent_paths(method, benchmark)
-        inputs = {"data": f"{self.out}/data/{benchmark}.jsonl", "models": f"{self.out}/models.json"}
+        inputs = {"data": f"{self.out}/data/{benchmark}.jsonl", "models": self.models_json}
         vision = self.config["benchmarks"][benchmark].get("vision")
         if vision:
-            inputs["vision"] = f"{self.out}/vision/{vision}/projector.safetensors"
+            inputs["vision"] = f"{self.vision_dir(vision)}/projector.safetensors"
         if "embeddings" in paths:
             inputs["embeddings"] = paths["embeddings"]
         if "projector_dir" in paths:
@@ -98,11 +152,15 @@ class Stages:
 
     def compressor_inputs(self, name: str) -> dict:
         """What training a compressor reads: the models, its official data files, and its vision module if any."""
-        inputs = {"models": f"{self.out}/models.json", "data": self.train_data_files("compressors", name)}
+        inputs = {"models": self.models_json, "data": self.train_data_files("compressors", name)}
         vision = self.config["compressors"][name].get("vision")
         if vision:
-            inputs["vision"] = f"{self.out}/vision/{vision}/projector.safetensors"
+            inputs["vision"] = f"{self.vision_dir(vision)}/projector.safetensors"
         return inputs
+
+    def index_checkpoint(self, compressor: str, stage: str) -> str:
+        """The checkpoint file an index of entry `compressor` at `stage` (best, init) encodes with."""
+        return f"{self.work_dir('compressors', compressor)}/{stage}/compressor.safetensors"
 
     def train_data_files(self, section: str, name: str) -> list[str]:
         """Official files an entry of `section` (compressors, projectors, vision) trains or validates on, so a
@@ -117,9 +175,11 @@ class Stages:
     # -- specs -----------------------------------------------------------------------------------------------
     def run_spec(self, method: str, benchmark: str) -> dict:
         c, bench = self.config, self.config["benchmarks"][benchmark]
+        used = self.work_used(method, benchmark)
         return {
             "method": method,
             "method_spec": {**method_spec(c, method, benchmark), **self.latent_paths(method, benchmark)},
+            **({"work": used} if used else {}),
             # image benchmarks only (so text runs keep their params, and their outputs, when these are added)
             **({"vision_dir": self.vision_dir(bench["vision"])} if bench.get("vision") else {}),
             **({"images": bench["images"]} if bench.get("images") else {}),
@@ -130,7 +190,7 @@ class Stages:
         }
 
     def train_spec(self, name: str) -> dict:
-        c = self.config["compressors"][name]
+        c = {k: v for k, v in self.config["compressors"][name].items() if k != "index"}  # the index stage's own
         return {
             "compressor": {**c, **({"vision_dir": self.vision_dir(c["vision"])} if c.get("vision") else {})},
             "train": c.get("train", {}),
@@ -162,9 +222,11 @@ class Stages:
 
     # -- the report's timings --------------------------------------------------------------------------------
     def timed_jobs(self) -> list[str]:
-        """`<rule>/<job>` of every job `all` runs that writes a benchmark file (results/<profile>/benchmarks/)."""
+        """`<rule>/<job>=<benchmark file>` of every job `all` runs that writes one: under the profile's
+        benchmarks/ folder, or for trained work under `<work_dir>/benchmarks/` (named there by work id)."""
         c = self.config
         jobs = {f"prepare/{b}" for b in c["benchmarks"]}
+        work = {}  # job -> (section, entry)
         visions = {b["vision"] for b in c["benchmarks"].values() if b.get("vision")}
         for b, m, k in self.runs:
             jobs.add(f"run/{b}/{m}/k{k}")
@@ -172,10 +234,15 @@ class Stages:
                 jobs.add(f"embed/{b}")
             spec = method_spec(c, m, b)
             if "projector" in spec:
-                jobs.add(f"train_xrag/{spec['projector']}")
+                work[f"train_xrag/{spec['projector']}"] = ("projectors", spec["projector"])
             elif "compressor" in spec:
                 name = spec["compressor"]
-                jobs |= {f"train/{name}", f"index/{name}-{spec.get('checkpoint', 'best')}/{b}"}
+                work[f"train/{name}"] = ("compressors", name)
+                jobs.add(f"index/{name}-{spec.get('checkpoint', 'best')}/{b}")
                 if c["compressors"][name].get("vision"):
                     visions.add(c["compressors"][name]["vision"])
-        return sorted(jobs | {f"train_vision/{v}" for v in visions})
+        work |= {f"train_vision/{v}": ("vision", v) for v in visions}
+        out = {j: f"{self.out}/benchmarks/{j}.tsv" for j in jobs}
+        for job, (section, name) in work.items():
+            out[job] = f"{self.work}/benchmarks/{job.partition('/')[0]}/{self.work_id(section, name)}.tsv"
+        return [f"{j}={p}" for j, p in sorted(out.items())]

@@ -7,7 +7,10 @@ rule. The sum of job seconds is CPU-serial time: with `--cores N` jobs overlap, 
 A job whose benchmark file is missing is an error (it has not run, or its file was removed): the table accounts
 for every job the report covers, and only those.
 
-Usage: python -m lmem.timings --benchmarks results/<profile>/benchmarks --jobs train/smollm2 run/synth/bm25/k5 ...
+A trained-work job (train, train_xrag, train_vision) writes its file under `<work_dir>/benchmarks/<rule>/<id>.tsv`
+and is named `<rule>/<entry>=<that file>`: a profile that reuses another's training reports the time it took.
+
+Usage: python -m lmem.timings --benchmarks results/<profile>/benchmarks --jobs train/smollm2=FILE run/synth/bm25/k5 ...
        --out-dir results/<profile>
 """
 
@@ -24,7 +27,10 @@ COLUMNS = ["rule", "job", "s", "max_rss"]
 
 
 def read_job(bench_dir: Path, job: str) -> dict:
-    path = bench_dir / f"{job}.tsv"
+    """One row from `<rule>/<name>` (its file under bench_dir) or `<rule>/<name>=<path>` (trained work, whose file
+    is under work_dir, named by work id)."""
+    job, _, where = job.partition("=")
+    path = Path(where) if where else bench_dir / f"{job}.tsv"
     if not path.exists():
         raise InputError(f"{path}: no benchmark file for job {job!r} (has it run?); rerun the DAG to make it")
     df = pd.read_csv(path, sep="\t")
@@ -63,7 +69,8 @@ def timings(bench_dir: str | Path, jobs: list[str], out_dir: str | Path) -> pd.D
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--benchmarks", required=True, help="the profile's benchmarks/ folder")
-    ap.add_argument("--jobs", nargs="+", required=True, help="<rule>/<job> paths under it, without .tsv")
+    ap.add_argument("--jobs", nargs="+", required=True,
+                    help="<rule>/<job> paths under it, without .tsv, or <rule>/<job>=<file> (trained work)")
     ap.add_argument("--out-dir", required=True)
     args = ap.parse_args(argv)
     print(timings(args.benchmarks, args.jobs, args.out_dir).to_string(index=False))

@@ -206,17 +206,40 @@ def load_split(spec: list[dict] | dict, role: str) -> list[Example]:
     return out
 
 
+UNPUBLISHED = ("last", "teacher.pt")  # what stays behind in the partial folder (and goes with it) when work is done
+
+
+def publish_work(partial: Path, final: Path) -> None:
+    """Move what a finished training made in `partial` into `final` (each entry renamed into place, a folder the
+    DAG made for it replaced), except the resume checkpoint and the teacher cache; then remove `partial`. So a
+    finished folder never holds half-finished work, and a half-finished one is never taken for finished."""
+    final.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(partial.iterdir()):
+        if entry.name in UNPUBLISHED or entry.name.startswith("."):
+            continue
+        target = final / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        entry.rename(target)
+    shutil.rmtree(partial)
+    log.info("published %s -> %s", partial, final)
+
+
 def trainer_cli(doc: str, spec_keys: str, argv: list[str] | None, make_trainer, with_config: bool = False) -> None:
     """The command line every trainer shares: --spec JSON|@file, --out DIR, --threads, --stop-after (as if killed
-    there; the next run resumes). `make_trainer(spec, out)` builds the trainer; its final state (with the training
-    config when `with_config`) goes to DIR/train_state.json."""
+    there; the next run resumes), --publish FINAL (the DAG's: train in DIR, then move the finished work to FINAL,
+    publish_work). `make_trainer(spec, out)` builds the trainer; its final state (with the training config when
+    `with_config`) goes to DIR/train_state.json."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spec", required=True, help=spec_keys)
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this step (as if killed), resumable")
+    ap.add_argument("--publish", default=None, help="when training completes, move its outputs (not last/) here")
     args = ap.parse_args(argv)
     setup(args.threads)
     trainer = make_trainer(parse_spec(args.spec), args.out)
     state = trainer.train(args.stop_after)
     write_json(Path(args.out) / "train_state.json", {**state, "config": asdict(trainer.cfg)} if with_config else state)
+    if args.publish and (args.stop_after is None or state["step"] < args.stop_after):
+        publish_work(Path(args.out), Path(args.publish))

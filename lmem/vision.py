@@ -19,7 +19,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lmem.images import ImageResolver
@@ -57,8 +59,6 @@ class ImageEncoder:
     def feature_maps(self, images: list) -> list[torch.Tensor]:
         """[(B, c, h, w)] for PIL images (resized to image_size, scaled as the TF-Lite models expect): the last
         block of each earlier stage in SCALES, then the final (dim-channel) map."""
-        import numpy as np
-
         arr = np.stack([np.asarray(im.convert("RGB").resize((self.image_size, self.image_size)), dtype=np.float32)
                         for im in images])
         x = (torch.from_numpy(arr).permute(0, 3, 1, 2) - 127.0) / 128.0
@@ -150,8 +150,6 @@ class Vision:
         return self.projector(cells.to(device()))
 
     def save(self, folder: Path) -> None:
-        from safetensors.torch import save_file
-
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in self.projector.state_dict().items()},
                   str(folder / "projector.safetensors"))
@@ -160,8 +158,6 @@ class Vision:
 
 def load_vision(folder: str | Path, images: dict | None = None) -> Vision:
     """A trained composed-VLM vision module (frozen) from DIR/vision.json + projector.safetensors."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     if not (folder / "vision.json").exists():
         raise InputError(f"{folder}: no trained vision projector (vision.json missing); the DAG's train_vision "

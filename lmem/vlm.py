@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from lmem.generator import DTYPES, Generator
 from lmem.images import ImageResolver
@@ -24,6 +25,7 @@ from lmem.io import InputError
 from lmem.models import resolve
 from lmem.prompts import LatentPrompt, fit_evidence
 from lmem.records import Evidence
+from lmem.stage import device
 
 
 @dataclass
@@ -63,10 +65,6 @@ class ChatTokenizer:
 
 def load_vlm(spec: str, prefer: str = "package", dtype: str = "float32"):
     """(resolved, processor, model in eval mode) of an image-text model."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    from lmem.stage import device
-
     resolved = resolve(spec, prefer=prefer)
     processor = AutoProcessor.from_pretrained(str(resolved.path))
     model = AutoModelForImageTextToText.from_pretrained(str(resolved.path), dtype=DTYPES[dtype])
@@ -77,8 +75,6 @@ class VLMGenerator(Generator):
     def __init__(self, cfg: dict, processor=None, model=None, images: dict | None = None, resolved=None):
         """cfg: the generator section (model, prefer, dtype, max_new_tokens, batch_size). `processor` and `model`
         may be given directly (tests build small random ones); `images`: where the benchmark's images live."""
-        from lmem.stage import device
-
         self.cfg, self.vision = cfg, None
         if processor is None or model is None:
             resolved, processor, model = load_vlm(cfg["model"], cfg["prefer"], cfg["dtype"])  # schema defaults

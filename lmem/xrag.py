@@ -7,9 +7,12 @@ scale, as for Latent Memory), and the released Hannibal046/xrag-7b projector. It
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from lmem.compressor import Projection
 from lmem.stage import device
@@ -27,16 +30,12 @@ class XragProjector(torch.nn.Module):
         return self.projection(embeddings.float())
 
     def save(self, folder: Path) -> None:
-        from safetensors.torch import save_file
-
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(folder / "projector.safetensors"))
         (folder / "projector.json").write_text(json.dumps(self.meta, indent=2))
 
 
 def load_projector(folder: str | Path) -> XragProjector:
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     if not (folder / "projector.json").exists():
         raise FileNotFoundError(f"{folder}: no trained xRAG projector (projector.json missing); run `lmem train-xrag`")
@@ -53,10 +52,6 @@ class ReleasedProjector(torch.nn.Module):
     from the checkpoint's safetensors with the generator's own weights left to transformers."""
 
     def __init__(self, folder: str | Path, dtype: torch.dtype = torch.float32):
-        import re
-
-        from safetensors import safe_open
-
         super().__init__()
         folder = Path(folder)
         cfg = json.loads((folder / "config.json").read_text())

@@ -83,3 +83,48 @@ def test_training_options_are_checked_when_the_profile_loads(tmp_path, section, 
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(InputError, match=f"bad.yaml: {section}.{entry}.train: {error}"):
         load_config(path)
+
+
+@pytest.mark.parametrize("methods,overrides,error", [
+    ({"bm25": {"k": [5], "k1": -1}}, None, r"methods.bm25.k1: -1 is less than or equal to the minimum of 0"),
+    ({"bm25": {"k": [5], "with_titel": True}}, None, r"methods.bm25: unknown option\(s\) \['with_titel'\] for method "
+                                                    r"'bm25' \(.*baselines/bm25.py\); it takes \['b', 'k1', 'with_title'\]"),
+    ({"dense_max": {"class": "dense", "pooling": "max"}}, None, r"methods.dense_max.pooling: 'max' is not one of "
+                                                                r"\['mean', 'last'\]"),
+    ({"bm26": {"k": [5]}}, None, r"methods.bm26: unknown method 'bm26'; known: \[.*'bm25'"),
+    ({}, {"bm25": {"k1": "high"}}, r"benchmarks.hotpotqa.overrides.bm25.k1: 'high' is not of type 'number'"),
+])
+def test_method_options_are_checked_when_the_profile_loads(tmp_path, methods, overrides, error):
+    """Each method's options, declared next to it (its class's `options`), checked against every entry and
+    benchmark override when the profile loads: the file, the entry, the key and what is allowed."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config/ci.yaml").read_text())
+    config["methods"].update(methods)
+    if overrides:
+        config["benchmarks"]["hotpotqa"]["overrides"] = overrides
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(InputError, match=f"bad.yaml: {error}"):
+        load_config(path)
+
+
+def test_a_methods_options_and_defaults_are_declared_once(tmp_path, monkeypatch):
+    from baselines.bm25 import BM25
+    from lmem.method_options import declared_methods
+
+    assert BM25({}, {}).option("k1") == 1.5 and BM25({"k1": 1.2}, {}).option("k1") == 1.2
+    with pytest.raises(KeyError, match="declares no option 'k2'"):
+        BM25({}, {}).option("k2")
+    assert declared_methods()["bm25"]["options"]["k1"]["default"] == 1.5  # read from the source, not imported
+    # a method kept outside the repository (LMEM_BASELINES) is declared and checked the same way, its bases' options
+    # (here none: TextEvidenceBaseline declares none) included
+    (tmp_path / "mine.py").write_text(
+        "from lmem.baselines import TextEvidenceBaseline\n\n\nclass Mine(TextEvidenceBaseline):\n    name = 'mine'\n"
+        "    options = {'depth': {'type': 'integer', 'minimum': 1, 'default': 2}}\n")
+    monkeypatch.setenv("LMEM_BASELINES", str(tmp_path))
+    assert declared_methods()["mine"]["options"] == {"depth": {"type": "integer", "minimum": 1, "default": 2}}
+    base = {"name": "x", "benchmarks": {"b": {"loader": "nq", "source": {"path": "p"}}}}
+    validate_config({**base, "methods": {"mine": {"depth": 3}}})
+    with pytest.raises(InputError, match="methods.mine.depth: 0 is less than the minimum of 1"):
+        validate_config({**base, "methods": {"mine": {"depth": 0}}})

@@ -103,8 +103,11 @@ def test_the_dag_on_a_slurm_cluster(tmp_path, tiny_llama):
     local_res, cluster_res = tmp_path / "local" / "slurm", tmp_path / "cluster" / "slurm"
     assert table(cluster_res / "results.csv") == table(local_res / "results.csv")
     made = sorted(p.relative_to(local_res) for p in local_res.glob("predictions/**/*.jsonl"))
-    made += [Path("compressors/tiny/best/compressor.safetensors"),
-             Path("latent_index/tiny-best/synth/shard-00000.safetensors")]
+    made += [Path("latent_index/tiny-best/synth/shard-00000.safetensors")]
+    # the compressor: trained work, in each run's work folder under the same id (what made it, not where)
+    work = {r["work"] for r in csv.DictReader((local_res / "results.csv").open()) if r["work"]}
+    assert len(work) == 1, work
+    made += [Path("..", "work", work.pop(), "compressor.safetensors")]
     assert len(made) == 4
     for rel in made:
         assert (cluster_res / rel).read_bytes() == (local_res / rel).read_bytes(), f"{rel} differs"

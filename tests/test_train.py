@@ -1,5 +1,7 @@
 """The trainer on a tiny random model (plumbing): a killed-and-resumed run ends with the same weights."""
 
+import csv
+import json
 import shutil
 
 import pytest
@@ -142,3 +144,36 @@ def test_a_finished_or_foreign_checkpoint_is_not_resumed(tiny_llama, base_config
     b = load_file(str(tmp_path / "fresh/last/compressor.safetensors"))
     assert all((a[k] == b[k]).all() for k in a)  # the changed run from step 0, not the old one's last step
     assert len((tmp_path / "other/train_log.csv").read_text().splitlines()) == 4
+
+
+@pytest.mark.parametrize("stage", ["compressor", "xrag", "vision"])
+def test_the_rules_command_publishes_finished_work_and_a_forced_rerun_starts_over(stage, tiny_llama, base_config,
+                                                                                  tmp_path):
+    """What each train_* rule runs: train in the partial folder, move the finished work into its folder (never
+    last/); a killed run publishes nothing. `snakemake --forcerun` deletes the rule's outputs: the rerun trains from
+    step 0 and succeeds (the end-to-end test does this through Snakemake for the compressor)."""
+    from test_multimodal import vision_train_spec
+    from test_xrag import spec as xrag_spec
+
+    from lmem import train_compressor, train_vision, train_xrag
+
+    module, s, outputs = {
+        "compressor": (train_compressor, spec(tiny_llama, base_config, steps=2),
+                       ["best/compressor.safetensors", "init/compressor.safetensors", "train_log.csv"]),
+        "xrag": (train_xrag, xrag_spec(tiny_llama, base_config), ["projector.safetensors", "train_log.csv"]),
+        "vision": (train_vision, vision_train_spec(tiny_llama, base_config, steps=2),
+                   ["projector.safetensors", "train_log.csv"]),
+    }[stage]
+    partial, final = tmp_path / "partial", tmp_path / "final"
+    args = ["--spec", json.dumps(s), "--out", str(partial), "--publish", str(final)]
+    module.main(args + ["--stop-after", "1"])
+    assert (partial / "last").is_dir() and not final.exists()  # killed: half-done work stays apart
+    module.main(args)  # resumes, finishes, publishes
+    assert not partial.exists() and not (final / "last").exists() and not (final / "teacher.pt").exists()
+    assert all((final / o).exists() for o in outputs)
+    first = [r["step"] for r in csv.DictReader((final / "train_log.csv").open())]
+    for o in outputs:  # what --forcerun removes: the rule's declared outputs
+        (final / o).unlink()
+    module.main(args)
+    again = [r["step"] for r in csv.DictReader((final / "train_log.csv").open())]
+    assert again == first and again[0] == "1" and all((final / o).exists() for o in outputs)

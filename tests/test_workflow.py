@@ -1,7 +1,9 @@
 """The DAG itself: dry runs of both profiles, lint, and one small end-to-end run of every stage."""
 
+import copy
 import csv
 import json
+import re
 import subprocess
 import sys
 
@@ -13,9 +15,21 @@ from conftest import OFFLINE_ENV, ROOT
 ENV = OFFLINE_ENV
 
 
-def snakemake(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, env=ENV, capture_output=True,
-                          text=True, timeout=1800)
+def snakemake(*args, cwd=ROOT, env=None):
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, env={**ENV, **(env or {})},
+                          capture_output=True, text=True, timeout=1800)
+
+
+def planned(cfg: dict, path, *args) -> dict[str, int]:
+    """Jobs per rule that a dry run of profile `cfg` (written to `path`) plans: its 'Job stats' table."""
+    path.write_text(yaml.safe_dump(cfg))
+    out = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), "-n", *args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:")[1].split("Reasons:")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
 
 
 @pytest.mark.parametrize("profile", ["demo", "demo_full", "ci"])
@@ -54,6 +68,20 @@ def test_paper_profiles_dry_run_offline(profile, executor, tmp_path):
     for job in ("prepare", "models", "train_compressor", "build_latent_index", "run_method", "score", "report"):
         assert f"rule {job}:" in log, job
     assert not list(tmp_path.iterdir()), "a dry run must not write results"
+
+
+def test_a_bad_option_fails_the_dry_run_naming_file_key_and_allowed_values(tmp_path):
+    config = yaml.safe_load((ROOT / "config/ci.yaml").read_text())
+    config["methods"]["latent_memory_pq"]["storage"] = "pq4"  # a shared key (config/schema.yaml)
+    config["methods"]["dense"]["pooling"] = "max"  # a method's own option (baselines/dense.py)
+    for key, allowed in (("storage", "'fp16', 'int8', 'pq'"), ("pooling", "'mean', 'last'")):
+        path = tmp_path / f"bad_{key}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        out = snakemake("-n", "--workflow-profile", "workflows/profiles/default", "--configfile", str(path),
+                        "--config", f"results_dir={tmp_path}")
+        text = out.stdout + out.stderr
+        assert out.returncode != 0 and f"{path}: " in text and key in text and allowed in text, text[-2000:]
+        config["methods"]["latent_memory_pq"]["storage"] = "pq"  # the next round: the method's own option alone
 
 
 def test_lint_is_clean():
@@ -124,7 +152,12 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     assert (res / "embeddings/synth/retriever.safetensors").exists() and (res / "plots/synth.storage.png").exists()
     assert by["cross_family"]["generator"] == tiny_llama and by["dense"]["generator"].startswith("HuggingFaceTB/")
     assert by["cross_family"]["models"].startswith("compressor=") and by["dense"]["models"].startswith("retriever=")
-    assert (res / "compressors/tiny/train_log.csv").exists()
+    work = tmp_path / "results" / "work"  # trained work, by what made it (lmem/work.py)
+    cid = by["latent_memory"]["work"].split("/")[1]
+    assert by["latent_memory"]["work"] == f"compressors/{cid}/best"  # the table names the folder each row used
+    assert by["latent_memory_untrained"]["work"] == f"compressors/{cid}/init" and by["bm25"]["work"] == ""
+    assert (work / f"compressors/{cid}/train_log.csv").exists() and not (work / f"compressors/{cid}/last").exists()
+    assert not (work / "partial").exists() or not any((work / "partial").rglob("*.json"))  # nothing half-made left
     timed = list(csv.DictReader((res / "timings.csv").open()))  # one row per job, from its benchmark file
     assert {(t["rule"], t["job"]) for t in timed} >= {("prepare", "synth"), ("train", "tiny"),
                                                        ("index", "tiny-best/synth"), ("index", "tiny-init/synth"),
@@ -141,6 +174,25 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     assert len(preds) == 8 and all(p["tokens_full"] > p["tokens_no_system"] > p["tokens_context"] > 0 for p in preds)
     again = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    # another profile with the same compressor spec, under another entry name, trains nothing: it reuses the work
+    other = dict(copy.deepcopy(cfg), name="e2e_other", compressors={"renamed": cfg["compressors"]["tiny"]},
+                 methods={"bm25": {"k": [1]}, "latent_memory": {"k": [2], "compressor": "renamed"}})
+    jobs = planned(other, tmp_path / "other.yaml")
+    assert "train_compressor" not in jobs and jobs["build_latent_index"] == 1 and jobs["run_method"] == 2, jobs
+    # one training option changed: that compressor retrains, with what reads it; the text baselines do not rerun
+    changed = copy.deepcopy(cfg)
+    changed["compressors"]["tiny"]["train"]["lr"] = 1e-3
+    jobs = planned(changed, tmp_path / "changed.yaml")
+    assert jobs["train_compressor"] == 1 and jobs["build_latent_index"] == 2, jobs
+    assert jobs["run_method"] == 5, jobs  # latent_memory, _untrained, _shuffled, _variants and cross_family only
+    # a forced retrain trains again from step 0 and succeeds
+    best = work / f"compressors/{cid}/best/compressor.safetensors"
+    forced = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path),
+                       "--forcerun", "train_compressor", "--cores", "2", str(best))
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    log_rows = list(csv.DictReader((work / f"compressors/{cid}/train_log.csv").open()))
+    assert [r["step"] for r in log_rows] == ["1", "2"] and best.exists()
 
     # determinism (the same config and seed from scratch in another folder, byte-identical outputs) is checked by
     # tests/test_slurm.py, whose second run of its slice goes through SLURM
@@ -162,22 +214,22 @@ class FirstSentence(TextEvidenceBaseline):
 
 @pytest.mark.slow
 def test_a_new_baseline_is_one_file_and_one_config_entry(tmp_path):
-    """Drop a module into baselines/, name it in the config: it runs and reaches the results table."""
-    module = ROOT / "baselines" / "first_sentence_example.py"
-    module.write_text(NEW_BASELINE)
-    try:
-        cfg = {"name": "onefile", "results_dir": str(tmp_path / "results"),
-               "generator": {"max_new_tokens": 8},
-               "benchmarks": {"synth": {"loader": "hotpotqa", "source": {"synth": {"seed": 5, "n_test": 4}}}},
-               "methods": {"first_sentence_example": {}},
-               "metrics": {"bootstrap_samples": 20}}
-        path = tmp_path / "onefile.yaml"
-        path.write_text(yaml.safe_dump(cfg))
-        out = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path))
-        assert out.returncode == 0, out.stderr[-3000:]
-        rows = [r for r in csv.DictReader((tmp_path / "results/onefile/results.csv").open())
-                if r["benchmark"] == "synth"]  # (the per-question-type rows synth[bridge], ... aside)
-        assert [(r["method"], r["k"], r["n"]) for r in rows] == [("first_sentence_example", "all", "4")]
-        assert float(rows[0]["tokens_context"]) > 0
-    finally:
-        module.unlink()
+    """A module in a baselines folder (here one named by LMEM_BASELINES, as the repository's baselines/ would be),
+    named in the config: it runs and reaches the results table."""
+    folder = tmp_path / "my_baselines"
+    folder.mkdir()
+    (folder / "first_sentence_example.py").write_text(NEW_BASELINE)
+    cfg = {"name": "onefile", "results_dir": str(tmp_path / "results"),
+           "generator": {"max_new_tokens": 8},
+           "benchmarks": {"synth": {"loader": "hotpotqa", "source": {"synth": {"seed": 5, "n_test": 4}}}},
+           "methods": {"first_sentence_example": {}},
+           "metrics": {"bootstrap_samples": 20}}
+    path = tmp_path / "onefile.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path),
+                    env={"LMEM_BASELINES": str(folder)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [r for r in csv.DictReader((tmp_path / "results/onefile/results.csv").open())
+            if r["benchmark"] == "synth"]  # (the per-question-type rows synth[bridge], ... aside)
+    assert [(r["method"], r["k"], r["n"]) for r in rows] == [("first_sentence_example", "all", "4")]
+    assert float(rows[0]["tokens_context"]) > 0

@@ -12,8 +12,11 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from lmem.data.synth import generate_records
+from lmem.data.synth_vqa import generate_records as generate_vqa
 from lmem.data.validate import DEFAULT_MAX_ITEM_CHARS, RecordError, Repairs, validate_example
 from lmem.io import InputError, read_records, register
+from lmem.metrics.qa import normalize_answer
 from lmem.records import Evidence, Example
 
 ConvertFn = Callable[[dict, str, dict], "Example | None"]
@@ -81,8 +84,6 @@ def sentence_pool(paragraphs: list[tuple[str, list[str]]], gold: Callable[[str, 
 
 def contains_answer(text: str, answers: list[str]) -> bool:
     """Answer-string match after SQuAD normalisation (used for gold when a benchmark marks none)."""
-    from lmem.metrics.qa import normalize_answer
-
     norm = f" {normalize_answer(text)} "
     return any(a and f" {normalize_answer(a)} " in norm for a in answers if normalize_answer(a))
 
@@ -98,13 +99,9 @@ class LoadResult:
 
 def _iter_source(source: dict) -> Iterator[tuple[str, dict]]:
     if source.get("synth"):
-        from lmem.data.synth import generate_records
-
         yield from generate_records(source["synth"])
         return
     if source.get("synth_vqa"):
-        from lmem.data.synth_vqa import generate_records as generate_vqa
-
         yield from generate_vqa(source["synth_vqa"])
         return
     if source.get("path"):

@@ -18,6 +18,8 @@ import math
 import random
 from typing import Iterator
 
+from PIL import Image, ImageDraw
+
 from lmem.data.synth import _word
 
 COLORS = {"red": (220, 30, 30), "blue": (30, 70, 220), "green": (30, 160, 50), "yellow": (235, 200, 20),
@@ -67,8 +69,6 @@ def _polygon(shape: str, cx: float, cy: float, r: float, rot: float) -> list[tup
 
 def render(image_id: str, size: int = IMAGE_SIZE):
     """The tile of this id (PIL RGB image), the same on every call and machine."""
-    from PIL import Image, ImageDraw
-
     shape, color, count, layout = parse_scene(image_id)
     rng = random.Random(f"{PREFIX}-{layout}")
     bg = tuple(235 + rng.randrange(20) for _ in range(3))

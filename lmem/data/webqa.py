@@ -11,6 +11,8 @@ import io
 import json
 from pathlib import Path
 
+from PIL import Image
+
 from lmem.data import RecordError, register_loader, require
 from lmem.io import InputError
 from lmem.records import Evidence, Example
@@ -94,8 +96,6 @@ class ImageStore:
 
     def image(self, image_id: str | int):
         """The decoded image (PIL, RGB)."""
-        from PIL import Image
-
         try:
             return Image.open(io.BytesIO(self.bytes(image_id))).convert("RGB")
         except Exception as e:  # a corrupt record: say which

@@ -26,6 +26,9 @@ import string
 from collections import Counter
 from functools import lru_cache
 
+import simplemma
+from word2number import w2n
+
 COLOR_SET = frozenset("""orangebrown spot yellow blue rainbow ivory brown gray teal bluewhite orangepurple black
 white gold redorange pink blonde tan turquoise grey beige golden orange bronze maroon purple bluere red rust violet
 transparent yes silver chrome green aqua""".split())
@@ -52,8 +55,6 @@ def _number(word: str) -> str:
     """A number word or numeral as digits (`thirty` -> `30`), anything else unchanged; `point` stays a word."""
     if word == "point":
         return word
-    from word2number import w2n
-
     try:
         return str(w2n.word_to_num(word))
     except (ValueError, IndexError, KeyError, TypeError):
@@ -62,8 +63,6 @@ def _number(word: str) -> str:
 
 @lru_cache(maxsize=65536)
 def _lemma(word: str) -> str:
-    import simplemma
-
     return simplemma.lemmatize(word, lang="en")
 
 

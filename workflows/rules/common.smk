@@ -2,9 +2,11 @@
 from lmem.config import validate_config
 from lmem.specs import Stages, spec_arg
 
-validate_config(config, "snakemake config")
+# errors name the profile file(s) given with --configfile (or the embedded default)
+validate_config(config, ", ".join(map(str, workflow.configfiles)) or "snakemake config")
 STAGES = Stages(config)
 OUT = STAGES.out
+WORK = STAGES.work  # trained work, in folders named by a hash of what made it (lmem/work.py)
 RUNS = STAGES.runs
 
 
@@ -16,18 +18,33 @@ wildcard_constraints:
     projector=r"[A-Za-z0-9_]+",
     vision=r"[A-Za-z0-9_]+",
     stage=r"best|init",
+    cid=r"[0-9a-f]{16}",
+    pid=r"[0-9a-f]{16}",
+    vid=r"[0-9a-f]{16}",
 
 
 def run_inputs(w):
     return STAGES.run_inputs(w.benchmark, w.method)
 
 
+SECTIONS = {"cid": "compressors", "pid": "projectors", "vid": "vision"}  # a work-id wildcard -> its config section
+
+
+def entry(w):
+    """The config entry of the wildcard's work id (cid, pid or vid)."""
+    key = next(k for k in SECTIONS if k in w.keys())
+    return SECTIONS[key], STAGES.entry(SECTIONS[key], w[key])
+
+
 def compressor_inputs(w):
-    return STAGES.compressor_inputs(w.compressor)
+    return STAGES.compressor_inputs(entry(w)[1])
 
 
 def train_data_files(w):
-    """Official files the wildcard's compressor, projector or vision module trains on (a changed file retrains)."""
-    sections = {"compressor": "compressors", "projector": "projectors", "vision": "vision"}
-    key = next(k for k in sections if k in w.keys())
-    return STAGES.train_data_files(sections[key], w[key])
+    """Official files the wildcard's compressor, projector or vision module trains on."""
+    return STAGES.train_data_files(*entry(w))
+
+
+def partial_dir(w):
+    """Where the wildcard's work trains until it is finished (then moved to its folder)."""
+    return STAGES.partial_dir(*entry(w))

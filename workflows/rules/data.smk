@@ -16,11 +16,11 @@ rule prepare:
 
 rule models:
     output:
-        f"{OUT}/models.json",
+        STAGES.models_json,
     params:
         specs=lambda w: spec_arg({"generator": config["generator"], "retriever": config["retriever"]}),
     log:
-        f"{OUT}/logs/models.log",
+        f"{STAGES.models_json}.log",
     conda:
         "../../environment.yml"
     shell:

@@ -1,6 +1,6 @@
 rule build_latent_index:
     input:
-        checkpoint=f"{OUT}/compressors/{{compressor}}/{{stage}}/compressor.safetensors",
+        checkpoint=lambda w: STAGES.index_checkpoint(w.compressor, w.stage),
         data=f"{OUT}/data/{{benchmark}}.jsonl",
     output:
         meta=f"{OUT}/latent_index/{{compressor}}-{{stage}}/{{benchmark}}/meta.json",
@@ -23,7 +23,7 @@ rule build_latent_index:
 rule embed_corpus:
     input:
         data=f"{OUT}/data/{{benchmark}}.jsonl",
-        models=f"{OUT}/models.json",
+        models=STAGES.models_json,
     output:
         embeddings=f"{OUT}/embeddings/{{benchmark}}/retriever.safetensors",
         meta=f"{OUT}/embeddings/{{benchmark}}/retriever.safetensors.meta.json",

@@ -1,61 +1,72 @@
+# Trained work goes to <work_dir>/<kind>/<id>/ (id: a hash of spec, data, models and the stage's code,
+# lmem/work.py). Each stage trains in <work_dir>/partial/<kind>/<id>/ and --publish moves what it made (not its
+# resume checkpoint last/) into the finished folder when it completes.
+
+
 rule train_compressor:
     input:
         unpack(compressor_inputs),
     output:
-        best=f"{OUT}/compressors/{{compressor}}/best/compressor.safetensors",
-        init=f"{OUT}/compressors/{{compressor}}/init/compressor.safetensors",
-        log_csv=f"{OUT}/compressors/{{compressor}}/train_log.csv",
+        best=f"{WORK}/compressors/{{cid}}/best/compressor.safetensors",
+        init=f"{WORK}/compressors/{{cid}}/init/compressor.safetensors",
+        log_csv=f"{WORK}/compressors/{{cid}}/train_log.csv",
     params:
-        spec=lambda w: spec_arg(STAGES.train_spec(w.compressor)),
+        spec=lambda w: spec_arg(STAGES.train_spec(entry(w)[1])),
+        partial=partial_dir,
         out_dir=lambda w, output: os.path.dirname(os.path.dirname(output.best)),
     threads: 2
     log:
-        f"{OUT}/logs/train/{{compressor}}.log",
+        f"{WORK}/logs/train/{{cid}}.log",
     benchmark:
-        f"{OUT}/benchmarks/train/{{compressor}}.tsv"
+        f"{WORK}/benchmarks/train/{{cid}}.tsv"
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.train_compressor --spec {params.spec} --out {params.out_dir} --threads {threads} > {log} 2>&1"
+        "python -m lmem.train_compressor --spec {params.spec} --out {params.partial} --publish {params.out_dir}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule train_xrag:
     input:
-        models=f"{OUT}/models.json",
+        models=STAGES.models_json,
         data=train_data_files,
     output:
-        projector=f"{OUT}/projectors/{{projector}}/projector.safetensors",
-        log_csv=f"{OUT}/projectors/{{projector}}/train_log.csv",
+        projector=f"{WORK}/projectors/{{pid}}/projector.safetensors",
+        log_csv=f"{WORK}/projectors/{{pid}}/train_log.csv",
     params:
-        spec=lambda w: spec_arg(STAGES.xrag_spec(w.projector)),
+        spec=lambda w: spec_arg(STAGES.xrag_spec(entry(w)[1])),
+        partial=partial_dir,
         out_dir=lambda w, output: os.path.dirname(output.projector),
     threads: 2
     log:
-        f"{OUT}/logs/train_xrag/{{projector}}.log",
+        f"{WORK}/logs/train_xrag/{{pid}}.log",
     benchmark:
-        f"{OUT}/benchmarks/train_xrag/{{projector}}.tsv"
+        f"{WORK}/benchmarks/train_xrag/{{pid}}.tsv"
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.train_xrag --spec {params.spec} --out {params.out_dir} --threads {threads} > {log} 2>&1"
+        "python -m lmem.train_xrag --spec {params.spec} --out {params.partial} --publish {params.out_dir}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule train_vision:
     input:
-        models=f"{OUT}/models.json",
+        models=STAGES.models_json,
         data=train_data_files,
     output:
-        projector=f"{OUT}/vision/{{vision}}/projector.safetensors",
-        log_csv=f"{OUT}/vision/{{vision}}/train_log.csv",
+        projector=f"{WORK}/vision/{{vid}}/projector.safetensors",
+        log_csv=f"{WORK}/vision/{{vid}}/train_log.csv",
     params:
-        spec=lambda w: spec_arg(STAGES.vision_spec(w.vision)),
+        spec=lambda w: spec_arg(STAGES.vision_spec(entry(w)[1])),
+        partial=partial_dir,
         out_dir=lambda w, output: os.path.dirname(output.projector),
     threads: 2
     log:
-        f"{OUT}/logs/train_vision/{{vision}}.log",
+        f"{WORK}/logs/train_vision/{{vid}}.log",
     benchmark:
-        f"{OUT}/benchmarks/train_vision/{{vision}}.tsv"
+        f"{WORK}/benchmarks/train_vision/{{vid}}.tsv"
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.train_vision --spec {params.spec} --out {params.out_dir} --threads {threads} > {log} 2>&1"
+        "python -m lmem.train_vision --spec {params.spec} --out {params.partial} --publish {params.out_dir}"
+        " --threads {threads} > {log} 2>&1"
