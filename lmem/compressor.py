@@ -10,7 +10,7 @@ the tokens, n..n+T-1 for `[MEM]`), so a latent does not depend on what else is i
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -20,47 +20,9 @@ from torch import nn
 
 from lmem.generator import load_causal_lm
 from lmem.io import sha256_file
+from lmem.options import CompressorConfig  # noqa: F401  (defined there, light, so a profile is checked at load)
 from lmem.vision import load_vision
 from lmem.vlm import NativeVision, load_vlm
-
-
-@dataclass
-class CompressorConfig:
-    model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
-    prefer: str = "package"
-    dtype: str = "float32"  # of the frozen base; LoRA, [MEM], heads and projection train in float32
-    num_layers: int | None = None  # keep only the base's first layers (a smaller compressor); None: all
-    num_mem_tokens: int = 1
-    retrieval_dim: int = 512
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    decoder_extra_targets: list[str] = field(default_factory=lambda: ["gate_proj", "up_proj"])
-    max_evidence_tokens: int = 64
-    max_query_tokens: int = 64
-    generator_hidden: int = 576  # size of the generator's input embeddings (set from the generator)
-    generator_embed_std: float = 1.0  # scale of the generator's token embeddings (set from the generator)
-    # Standardise each latent dimension (mean/std measured once, over training evidence, before training) before
-    # the retrieval head and the projection. A base LM's last hidden states carry a few huge shared dimensions
-    # (SmolLM2: two of norm ~22 in a vector of norm ~41), so raw latents of different sentences have cosine ~0.99
-    # and the heads start out unable to tell them apart. false: the paper's heads on raw hidden states.
-    latent_standardize: bool = True
-    # Image evidence (issue 5): a composed VLM's vision module (lmem.vision) whose visual tokens precede the image's
-    # title and caption in the compressor's input; set by the DAG from the compressor entry's `vision` name
-    vision_dir: str | None = None
-    # causal_lm: a text LM base; vlm: an image-text model (LLaVA-1.5, Gemma 3) whose own vision tower reads image
-    # evidence, with LoRA on its language model only (the paper's multimodal compressors)
-    kind: str = "causal_lm"
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CompressorConfig":
-        """From a config entry; the trainer's and the DAG's keys (train, train_data, val_data, index) are skipped."""
-        skip = {"train", "train_data", "val_data", "index", "vision", "images"}
-        unknown = set(d) - set(cls.__dataclass_fields__) - skip
-        if unknown:
-            raise ValueError(f"unknown compressor options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 class Projection(nn.Module):

@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator, validators
 
 from lmem.io import InputError, sha256_json
 from lmem.method_options import check_method_options
-from lmem.options import TrainConfig, VisionTrainConfig, XragTrainConfig
+from lmem.options import CompressorConfig, IndexConfig, TrainConfig, VisionTrainConfig, XragTrainConfig
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
@@ -41,12 +41,19 @@ def _with_defaults(cls):
 _Validator = _with_defaults(Draft202012Validator)
 
 
+def _allowed(error) -> str:
+    """What the schema allows where a key was unexpected (jsonschema's message names only the key)."""
+    if error.validator == "additionalProperties" and isinstance(error.schema.get("properties"), dict):
+        return f"; allowed: {sorted(error.schema['properties'])}"
+    return ""
+
+
 def validate_config(config: dict, source: str = "config") -> dict:
     """Validate `config` in place (filling defaults); raise InputError listing every problem."""
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"  - at {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in errors]
+        lines = [f"  - at {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}{_allowed(e)}" for e in errors]
         raise InputError(f"{source}: invalid configuration:\n" + "\n".join(lines))
     for name, bench in config["benchmarks"].items():
         for m in bench.get("methods") or []:
@@ -76,14 +83,22 @@ def validate_config(config: dict, source: str = "config") -> dict:
 
 
 def check_training_options(config: dict, source: str) -> None:
-    """Every `train` section read as its trainer will read it, so an unknown key or a bad value fails when the
-    profile loads, not after the models have (lmem.options)."""
+    """Every `train` section read as its trainer will read it, and every compressor entry and its `index` section
+    as the compressor and the index stage will, so an unknown key or a bad value fails when the profile loads, not
+    after the models have (lmem.options)."""
     for section, cls in (("compressors", TrainConfig), ("projectors", XragTrainConfig), ("vision", VisionTrainConfig)):
         for name, entry in (config.get(section) or {}).items():
             try:
                 cls.from_dict(dict(entry.get("train") or {}))
             except (TypeError, ValueError) as e:
                 raise InputError(f"{source}: {section}.{name}.train: {e}") from None
+    for name, entry in (config.get("compressors") or {}).items():  # the compressor itself and its latent index
+        for where, cls, part in ((f"compressors.{name}", CompressorConfig, entry),
+                                 (f"compressors.{name}.index", IndexConfig, entry.get("index") or {})):
+            try:
+                cls.from_dict(dict(part))
+            except (TypeError, ValueError) as e:
+                raise InputError(f"{source}: {where}: {e}") from None
 
 
 def load_config(path: str | os.PathLike) -> dict:

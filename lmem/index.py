@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from lmem.compressor import load_compressor
 from lmem.io import atomic_path, write_json
+from lmem.options import IndexConfig
 from lmem.prepare import read_examples
 from lmem.records import Example
 from lmem.stage import parse_spec, setup
@@ -77,12 +78,13 @@ def decode_latents(tensors: dict, shape: tuple[int, int, int]) -> torch.Tensor:
     return x.reshape(shape).half()
 
 
-NPROBE = 16  # IVF lists searched per query unless the index spec says `nprobe`
+NPROBE = IndexConfig.nprobe  # IVF lists searched per query unless the index spec says `nprobe`
 
 
-def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_size: int = 32,
-                shard_size: int = 4096, faiss_type: str = "flat", nlist: int = 256,
-                storages: tuple[str, ...] = ("fp16",), pq_m: int = 64, nprobe: int = NPROBE) -> dict:
+def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_size: int = IndexConfig.batch_size,
+                shard_size: int = IndexConfig.shard_size, faiss_type: str = IndexConfig.faiss,
+                nlist: int = IndexConfig.nlist, storages: tuple[str, ...] = ("fp16",), pq_m: int = IndexConfig.pq_m,
+                nprobe: int = NPROBE) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keys = [item_key(ex.id, e.id) for ex in examples for e in ex.pool]
@@ -227,10 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     setup(args.threads)
     spec = parse_spec(args.spec)
+    c = IndexConfig.from_dict(spec)  # the defaults, and the checks the profile passed when it loaded
     compressor = load_compressor(args.checkpoint, spec.get("images"))
-    meta = build_index(compressor, read_examples(args.data), args.out, spec.get("batch_size", 32),
-                       spec.get("shard_size", 4096), spec.get("faiss", "flat"), spec.get("nlist", 256),
-                       tuple(spec.get("storages", ["fp16"])), spec.get("pq_m", 64), spec.get("nprobe", NPROBE))
+    meta = build_index(compressor, read_examples(args.data), args.out, c.batch_size, c.shard_size, c.faiss, c.nlist,
+                       tuple(c.storages), c.pq_m, c.nprobe)
     log.info("indexed %d items at %s items/s", meta["n_items"], meta["items_per_second"])
 
 

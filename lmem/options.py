@@ -1,11 +1,12 @@
-"""Every trainer's options (the compressor's, xRAG's projector's, the vision module's): dataclasses with the
-defaults, built from a profile's `train` sections. Light (no torch), so `lmem.config` checks every `train` section
-when a profile is loaded, before any model loads: an unknown key or a bad value is an error naming the entry.
+"""Every trainer's options (the compressor's, xRAG's projector's, the vision module's), the compressor's own
+(`CompressorConfig`) and its latent index's (`IndexConfig`): dataclasses with the defaults, built from a profile's
+entries. Light (no torch), so `lmem.config` checks every such section when a profile is loaded, before any model
+loads: an unknown key or a bad value is an error naming the entry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 def options(cls, d: dict, what: str):
@@ -117,3 +118,84 @@ class VisionTrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "VisionTrainConfig":
         return options(cls, d, "vision training")
+
+
+@dataclass
+class CompressorConfig:
+    model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    prefer: str = "package"
+    dtype: str = "float32"  # of the frozen base; LoRA, [MEM], heads and projection train in float32
+    num_layers: int | None = None  # keep only the base's first layers (a smaller compressor); None: all
+    num_mem_tokens: int = 1
+    retrieval_dim: int = 512
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    decoder_extra_targets: list[str] = field(default_factory=lambda: ["gate_proj", "up_proj"])
+    max_evidence_tokens: int = 64
+    max_query_tokens: int = 64
+    generator_hidden: int = 576  # size of the generator's input embeddings (set from the generator)
+    generator_embed_std: float = 1.0  # scale of the generator's token embeddings (set from the generator)
+    # Standardise each latent dimension (mean/std measured once, over training evidence, before training) before
+    # the retrieval head and the projection. A base LM's last hidden states carry a few huge shared dimensions
+    # (SmolLM2: two of norm ~22 in a vector of norm ~41), so raw latents of different sentences have cosine ~0.99
+    # and the heads start out unable to tell them apart. false: the paper's heads on raw hidden states.
+    latent_standardize: bool = True
+    # Image evidence (issue 5): a composed VLM's vision module (lmem.vision) whose visual tokens precede the image's
+    # title and caption in the compressor's input; set by the DAG from the compressor entry's `vision` name
+    vision_dir: str | None = None
+    # causal_lm: a text LM base; vlm: an image-text model (LLaVA-1.5, Gemma 3) whose own vision tower reads image
+    # evidence, with LoRA on its language model only (the paper's multimodal compressors)
+    kind: str = "causal_lm"
+
+    # the entry's keys that are the trainer's and the DAG's, not the compressor's
+    NOT_MINE = frozenset({"train", "train_data", "val_data", "index", "vision", "images"})
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CompressorConfig":
+        """From a config entry; the trainer's and the DAG's keys (train, train_data, val_data, index) are skipped."""
+        return options(cls, {k: v for k, v in d.items() if k not in cls.NOT_MINE}, "compressor")
+
+    def __post_init__(self) -> None:
+        check_choice("prefer", self.prefer, ("package", "hub"))
+        check_choice("dtype", self.dtype, ("float32", "bfloat16", "float16"))
+        check_choice("kind", self.kind, ("causal_lm", "vlm"))
+        for name in ("num_mem_tokens", "retrieval_dim", "lora_r", "lora_alpha", "max_evidence_tokens",
+                     "max_query_tokens"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.num_layers is not None and (not isinstance(self.num_layers, int) or self.num_layers < 1):
+            raise ValueError(f"num_layers must be a positive integer or null (all layers), got {self.num_layers!r}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+
+
+@dataclass
+class IndexConfig:
+    """A compressor entry's `index` section: how build_latent_index encodes and stores a benchmark's latents."""
+
+    batch_size: int = 32  # evidence items encoded per forward pass
+    shard_size: int = 4096  # latents per safetensors shard (an interrupted build resumes shard by shard)
+    faiss: str = "flat"  # flat (exact) | ivf | ivfpq
+    nlist: int = 256  # IVF lists (ivf, ivfpq; capped by the item count)
+    nprobe: int = 16  # IVF lists searched per query
+    storages: list[str] = field(default_factory=lambda: ["fp16"])  # the latent forms stored: fp16, int8, pq
+    pq_m: int = 64  # PQ sub-quantizers (pq storage, ivfpq)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "IndexConfig":
+        return options(cls, {k: v for k, v in d.items() if k != "images"}, "index")  # images: the benchmark's
+
+    def __post_init__(self) -> None:
+        check_choice("faiss", self.faiss, ("flat", "ivf", "ivfpq"))
+        if not self.storages or not set(self.storages) <= {"fp16", "int8", "pq"}:
+            raise ValueError(f"storages must be a non-empty list of fp16, int8, pq; got {self.storages!r}")
+        for name in ("batch_size", "shard_size", "nlist", "nprobe", "pq_m"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+
+
+def check_choice(name: str, value, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")

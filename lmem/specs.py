@@ -190,12 +190,14 @@ class Stages:
         }
 
     def train_spec(self, name: str) -> dict:
-        c = {k: v for k, v in self.config["compressors"][name].items() if k != "index"}  # the index stage's own
+        # the compressor's own keys (its train, data and index sections are given once, below, or are the index's)
+        entry = self.config["compressors"][name]
+        c = {k: v for k, v in entry.items() if k not in ("index", "train", "train_data", "val_data")}
         return {
             "compressor": {**c, **({"vision_dir": self.vision_dir(c["vision"])} if c.get("vision") else {})},
-            "train": c.get("train", {}),
-            "train_data": c["train_data"],
-            "val_data": c["val_data"],
+            "train": entry.get("train", {}),
+            "train_data": entry["train_data"],
+            "val_data": entry["val_data"],
             "generator": self.config["generator"],
             "prompt": self.config["prompt"],
             "seed": self.config["seed"],

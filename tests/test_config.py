@@ -57,7 +57,8 @@ def test_benchmark_overrides_and_vision_are_checked():
     cfg = load_config(ROOT / "config" / "demo_full.yaml")
     assert method_spec(cfg, "latent_memory", "synth-vqa")["compressor"] == "smollm2_vqa"
     assert method_spec(cfg, "latent_memory", "synth")["compressor"] == "smollm2"
-    base = {"name": "x", "methods": {"closed_book": {}}, "vision": {"v": {"train_data": {}}}}
+    base = {"name": "x", "methods": {"closed_book": {}},
+            "vision": {"v": {"train_data": {"loader": "webqa", "source": {"synth_vqa": {}}}}}}
     bench = {"loader": "webqa", "source": {"synth_vqa": {}}}
     with pytest.raises(InputError, match="overrides method 'dense'"):
         validate_config({**base, "benchmarks": {"b": {**bench, "overrides": {"dense": {}}}}})
@@ -128,3 +129,31 @@ def test_a_methods_options_and_defaults_are_declared_once(tmp_path, monkeypatch)
     validate_config({**base, "methods": {"mine": {"depth": 3}}})
     with pytest.raises(InputError, match="methods.mine.depth: 0 is less than the minimum of 1"):
         validate_config({**base, "methods": {"mine": {"depth": 0}}})
+
+
+@pytest.mark.parametrize("change,error", [
+    ({"lora_rr": 3}, r"compressors.smollm2: unknown compressor options \['lora_rr'\]; known: \[.*'lora_r'"),
+    ({"dtype": "int3"}, r"compressors.smollm2: dtype must be one of float32, bfloat16, float16; got 'int3'"),
+    ({"index": {"nprob": 3}}, r"compressors.smollm2.index: unknown index options \['nprob'\]; known: \[.*'nprobe'"),
+    ({"index": {"storages": ["pq9"]}}, r"compressors.smollm2.index: storages must be a non-empty list of fp16, int8, pq"),
+    ({"val_data": {"loader": "hotpotqa", "source": {"pth": "x"}}},
+     r"at compressors/smollm2/val_data/source: Additional properties are not allowed \('pth' was unexpected\)"),
+])
+def test_compressor_index_and_data_options_are_checked_when_the_profile_loads(tmp_path, change, error):
+    """The compressor entry (lmem.options.CompressorConfig), its index section (IndexConfig) and its data specs
+    (config/schema.yaml), each checked at load, naming the file, the entry and the key."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config/ci.yaml").read_text())
+    config["compressors"]["smollm2"].update(change)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(InputError, match=f"bad.yaml: (.|\n)*{error}"):
+        load_config(path)
+
+
+def test_an_unknown_key_error_lists_the_allowed_keys():
+    with pytest.raises(InputError, match=r"at generator: Additional properties are not allowed \('max_new_token' was "
+                                         r"unexpected\); allowed: \[.*'max_new_tokens'"):
+        validate_config({"name": "x", "benchmarks": {"b": {"loader": "nq", "source": {"path": "p"}}},
+                         "methods": {"oracle": {}}, "generator": {"max_new_token": 3}})
