@@ -161,10 +161,8 @@ class CompressorConfig:
         check_choice("prefer", self.prefer, ("package", "hub"))
         check_choice("dtype", self.dtype, ("float32", "bfloat16", "float16"))
         check_choice("kind", self.kind, ("causal_lm", "vlm"))
-        for name in ("num_mem_tokens", "retrieval_dim", "lora_r", "lora_alpha", "max_evidence_tokens",
-                     "max_query_tokens"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        check_positive_ints(self, ("num_mem_tokens", "retrieval_dim", "lora_r", "lora_alpha", "max_evidence_tokens",
+                                   "max_query_tokens"))
         if self.num_layers is not None and (not isinstance(self.num_layers, int) or self.num_layers < 1):
             raise ValueError(f"num_layers must be a positive integer or null (all layers), got {self.num_layers!r}")
         if not 0 <= self.lora_dropout < 1:
@@ -191,11 +189,15 @@ class IndexConfig:
         check_choice("faiss", self.faiss, ("flat", "ivf", "ivfpq"))
         if not self.storages or not set(self.storages) <= {"fp16", "int8", "pq"}:
             raise ValueError(f"storages must be a non-empty list of fp16, int8, pq; got {self.storages!r}")
-        for name in ("batch_size", "shard_size", "nlist", "nprobe", "pq_m"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        check_positive_ints(self, ("batch_size", "shard_size", "nlist", "nprobe", "pq_m"))
 
 
 def check_choice(name: str, value, allowed: tuple) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+
+
+def check_positive_ints(obj, names: tuple[str, ...]) -> None:
+    for name in names:
+        if not isinstance(getattr(obj, name), int) or getattr(obj, name) < 1:
+            raise ValueError(f"{name} must be a positive integer, got {getattr(obj, name)!r}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from lmem.config import method_spec, runs
 from lmem.io import InputError
@@ -79,13 +79,10 @@ class Stages:
                                            "vision_work": self.work_id("vision", vision)}}
         return work_id(spec, self.train_data_files(section, name), WORK_KINDS[section][1])
 
-    def work_dir(self, section: str, name: str) -> str:
-        """`<work_dir>/<kind>/<id>`: where entry `name` of `section` is trained (finished work only)."""
-        return f"{self.work}/{WORK_KINDS[section][0]}/{self.work_id(section, name)}"
-
-    def partial_dir(self, section: str, name: str) -> str:
-        """`<work_dir>/partial/<kind>/<id>`: where it trains (resume checkpoint included) until it is finished."""
-        return f"{self.work}/partial/{WORK_KINDS[section][0]}/{self.work_id(section, name)}"
+    def work_dir(self, section: str, name: str, partial: bool = False) -> str:
+        """`<work_dir>/<kind>/<id>`: entry `name` of `section` once trained (finished work only); with `partial`,
+        `<work_dir>/partial/<kind>/<id>`, where it trains (resume checkpoint included) until it is finished."""
+        return f"{self.work}/{'partial/' if partial else ''}{WORK_KINDS[section][0]}/{self.work_id(section, name)}"
 
     def entry(self, section: str, wid: str) -> str:
         """The entry of `section` with work id `wid` (the first, by name, when several share a spec)."""
@@ -95,8 +92,8 @@ class Stages:
                              "this work id (it was made by another spec or code version)")
         return names[0]
 
-    @property
-    def models_json(self) -> str:
+    @cached_property
+    def models_json(self) -> str:  # (hashes the models' identities: once per profile, not once per run input)
         """The models stage's file: every model of the generator and retriever resolved offline (once per spec)."""
         spec = {"generator": self.config["generator"], "retriever": self.config["retriever"]}
         return f"{self.work}/models/{work_id(spec, [], 'lmem.models')}.json"

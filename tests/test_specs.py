@@ -93,7 +93,7 @@ def test_trained_work_is_named_by_what_made_it_not_by_the_profile_or_entry():
     other.config["compressors"]["renamed"] = other.config["compressors"].pop("smollm2")
     assert other.work_dir("compressors", "renamed") == base.work_dir("compressors", "smollm2")  # trained once
     assert other.models_json == base.models_json
-    assert base.partial_dir("compressors", "smollm2") == f"/r/work/partial/compressors/{base.work_id('compressors', 'smollm2')}"
+    assert base.work_dir("compressors", "smollm2", partial=True) == f"/r/work/partial/compressors/{base.work_id('compressors', 'smollm2')}"
     # one training option: a new compressor folder; the projector and the index options' change touch nothing else
     steps = profile(**{"compressors.smollm2.train.steps": 241})
     assert steps.work_id("compressors", "smollm2") != base.work_id("compressors", "smollm2")

@@ -47,4 +47,4 @@ def train_data_files(w):
 
 def partial_dir(w):
     """Where the wildcard's work trains until it is finished (then moved to its folder)."""
-    return STAGES.partial_dir(*entry(w))
+    return STAGES.work_dir(*entry(w), partial=True)
