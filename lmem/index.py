@@ -84,7 +84,7 @@ NPROBE = IndexConfig.nprobe  # IVF lists searched per query unless the index spe
 def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_size: int = IndexConfig.batch_size,
                 shard_size: int = IndexConfig.shard_size, faiss_type: str = IndexConfig.faiss,
                 nlist: int = IndexConfig.nlist, storages: tuple[str, ...] = ("fp16",), pq_m: int = IndexConfig.pq_m,
-                nprobe: int = NPROBE) -> dict:
+                nprobe: int = NPROBE, pca: int = IndexConfig.pca) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keys = [item_key(ex.id, e.id) for ex in examples for e in ex.pool]
@@ -118,7 +118,7 @@ def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_
                 save_file(tensors, str(tmp))
     seconds = time.time() - start
     index = LatentIndex.load_shards(out, keys)
-    _write_faiss(index.embeddings.numpy(), out / "faiss.index", faiss_type, nlist)
+    _write_faiss(index.embeddings.numpy(), out / "faiss.index", faiss_type, nlist, pca)
     T, H = index.latents.shape[1:]
     storage = {"fp16": {"bytes_per_item": int(T * H * 2)}}
     for name in storages:
@@ -133,7 +133,7 @@ def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_
     meta = {"n_items": len(keys), "n_examples": len(examples), "num_mem_tokens": int(T), "hidden": int(H),
             "retrieval_dim": int(index.embeddings.shape[1]), "bytes_per_item": int(T * H * 2),
             "raw_text_bytes_per_item": float(np.mean(raw)) if raw else 0.0, "shards": n_shards,
-            "faiss": faiss_type, "nprobe": int(nprobe), "seconds": round(seconds, 2), "storage": storage,
+            "faiss": faiss_type, "nprobe": int(nprobe), "pca": int(pca), "seconds": round(seconds, 2), "storage": storage,
             "items_per_second": round(len(keys) / seconds, 2) if seconds > 0 else None}
     with atomic_path(out / "ids.json") as tmp:
         tmp.write_text(json.dumps(keys))
@@ -141,14 +141,17 @@ def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_
     return meta
 
 
-def _write_faiss(embeddings: np.ndarray, path: Path, faiss_type: str, nlist: int) -> None:
+def _write_faiss(embeddings: np.ndarray, path: Path, faiss_type: str, nlist: int, pca: int = 0) -> None:
     d = embeddings.shape[1]
     if faiss_type in ("ivf", "ivfpq") and len(embeddings) >= 39 * nlist:
-        quantizer = faiss.IndexFlatIP(d)
-        if faiss_type == "ivfpq":  # d/4 one-byte codes per vector (16x fewer bytes than float32)
-            index = faiss.IndexIVFPQ(quantizer, d, nlist, max(1, d // 4), 8, faiss.METRIC_INNER_PRODUCT)
+        if faiss_type == "ivfpq":  # one one-byte code per 4 dimensions (of the PCA rotation's `pca`, if any)
+            if pca > d:
+                raise ValueError(f"index pca {pca} is more than the retrieval embeddings' {d} dimensions")
+            rotate = f"PCA{pca}," if pca else ""
+            index = faiss.index_factory(d, f"{rotate}IVF{nlist},PQ{max(1, (pca or d) // 4)}",
+                                        faiss.METRIC_INNER_PRODUCT)
         else:
-            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
         index.train(embeddings)
     else:  # flat: exact inner product (= cosine on unit vectors); also the fallback for small corpora
         index = faiss.IndexFlatIP(d)
@@ -211,8 +214,8 @@ class LatentIndex:
             self._faiss = faiss.read_index(str(self.folder / "faiss.index"))
             if hasattr(faiss, "index_cpu_to_all_gpus") and faiss.get_num_gpus() > 0:  # faiss-gpu installed
                 self._faiss = faiss.index_cpu_to_all_gpus(self._faiss)
-            if hasattr(self._faiss, "nprobe"):
-                self._faiss.nprobe = self.nprobe
+            if not isinstance(self._faiss, faiss.IndexFlat):  # IVF, alone or after a PCA rotation
+                faiss.extract_index_ivf(self._faiss).nprobe = self.nprobe
         _, rows = self._faiss.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return rows
 
@@ -223,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--spec", default="{}", help='{"batch_size", "shard_size", "faiss": "flat"|"ivf"|"ivfpq", '
-                    '"nlist", "nprobe", "storages": ["fp16", "int8", "pq"], "pq_m", "images": where image evidence '
+                    '"nlist", "nprobe", "pca", "storages": ["fp16", "int8", "pq"], "pq_m", "images": where image evidence '
                     'lives}')
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
@@ -232,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     c = IndexConfig.from_dict(spec)  # the defaults, and the checks the profile passed when it loaded
     compressor = load_compressor(args.checkpoint, spec.get("images"))
     meta = build_index(compressor, read_examples(args.data), args.out, c.batch_size, c.shard_size, c.faiss, c.nlist,
-                       tuple(c.storages), c.pq_m, c.nprobe)
+                       tuple(c.storages), c.pq_m, c.nprobe, c.pca)
     log.info("indexed %d items at %s items/s", meta["n_items"], meta["items_per_second"])
 
 

@@ -179,7 +179,8 @@ class IndexConfig:
     nlist: int = 256  # IVF lists (ivf, ivfpq; capped by the item count)
     nprobe: int = 16  # IVF lists searched per query
     storages: list[str] = field(default_factory=lambda: ["fp16"])  # the latent forms stored: fp16, int8, pq
-    pq_m: int = 64  # PQ sub-quantizers (pq storage, ivfpq)
+    pq_m: int = 64  # PQ sub-quantizers of the `pq` latent storage
+    pca: int = 0  # ivfpq: rotate the retrieval embeddings onto this many principal directions first (0: no rotation)
 
     @classmethod
     def from_dict(cls, d: dict) -> "IndexConfig":
@@ -190,6 +191,9 @@ class IndexConfig:
         if not self.storages or not set(self.storages) <= {"fp16", "int8", "pq"}:
             raise ValueError(f"storages must be a non-empty list of fp16, int8, pq; got {self.storages!r}")
         check_positive_ints(self, ("batch_size", "shard_size", "nlist", "nprobe", "pq_m"))
+        if not isinstance(self.pca, int) or self.pca < 0 or self.pca % 4:
+            raise ValueError(f"pca must be 0 (no rotation) or a multiple of 4 (ivfpq codes 4 dimensions each); "
+                             f"got {self.pca!r}")
 
 
 def check_choice(name: str, value, allowed: tuple) -> None:

@@ -10,6 +10,7 @@ from lmem.compressor import CompressorConfig, build_compressor
 from lmem.data import load_examples
 from lmem.generator import Generator
 from lmem.index import LatentIndex, build_index
+from lmem.options import IndexConfig
 
 
 def synth(n):
@@ -115,3 +116,27 @@ def test_ivf_search_probes_the_configured_lists(tiny_llama, tmp_path):
         assert ivf._faiss.nprobe == nprobe and ivf._faiss.nlist == 3
         if nprobe == 3:
             np.testing.assert_array_equal(np.sort(rows, 1), np.sort(flat.search(queries, 5), 1))
+
+
+def test_ivfpq_with_a_pca_rotation(tiny_llama, tmp_path):
+    """`faiss: ivfpq` with `pca: P` rotates the retrieval embeddings onto P principal directions and codes them in
+    P / 4 one-byte codes; the searched index probes `nprobe` lists and finds most of what flat search finds."""
+    import faiss
+    import numpy as np
+
+    examples = synth(8)
+    assert sum(len(ex.pool) for ex in examples) >= 256  # PQ trains 256 centroids per code
+    comp = build_compressor(CompressorConfig(model=tiny_llama, lora_r=4, lora_alpha=8, generator_hidden=32)).eval()
+    build_index(comp, examples, tmp_path / "flat")
+    flat = LatentIndex.load(tmp_path / "flat")
+    queries = flat.embeddings[:20].numpy()
+    meta = build_index(comp, examples, tmp_path / "pq", faiss_type="ivfpq", nlist=2, nprobe=2, pca=16)
+    index = LatentIndex.load(tmp_path / "pq")
+    rows = index.search(queries, 5)
+    assert meta["pca"] == 16 and isinstance(index._faiss, faiss.IndexPreTransform)
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index._faiss))
+    assert ivf.nprobe == 2 and ivf.nlist == 2 and ivf.pq.M == 4 and ivf.d == 16
+    found = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(rows, flat.search(queries, 5))])
+    assert found >= 0.6, found
+    with pytest.raises(ValueError, match="pca must be 0"):
+        IndexConfig.from_dict({"pca": 6})
