@@ -133,8 +133,8 @@ def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_
     meta = {"n_items": len(keys), "n_examples": len(examples), "num_mem_tokens": int(T), "hidden": int(H),
             "retrieval_dim": int(index.embeddings.shape[1]), "bytes_per_item": int(T * H * 2),
             "raw_text_bytes_per_item": float(np.mean(raw)) if raw else 0.0, "shards": n_shards,
-            "faiss": faiss_type, "nprobe": int(nprobe), "pca": int(pca), "seconds": round(seconds, 2), "storage": storage,
-            "items_per_second": round(len(keys) / seconds, 2) if seconds > 0 else None}
+            "faiss": faiss_type, "nprobe": int(nprobe), "pca": int(pca), "seconds": round(seconds, 2),
+            "storage": storage, "items_per_second": round(len(keys) / seconds, 2) if seconds > 0 else None}
     with atomic_path(out / "ids.json") as tmp:
         tmp.write_text(json.dumps(keys))
     write_json(out / "meta.json", meta)  # written last: its presence marks a finished index
@@ -214,8 +214,11 @@ class LatentIndex:
             self._faiss = faiss.read_index(str(self.folder / "faiss.index"))
             if hasattr(faiss, "index_cpu_to_all_gpus") and faiss.get_num_gpus() > 0:  # faiss-gpu installed
                 self._faiss = faiss.index_cpu_to_all_gpus(self._faiss)
-            if not isinstance(self._faiss, faiss.IndexFlat):  # IVF, alone or after a PCA rotation
-                faiss.extract_index_ivf(self._faiss).nprobe = self.nprobe
+            ivf = self._faiss
+            while isinstance(ivf, faiss.IndexPreTransform):  # the IVF index after a PCA rotation
+                ivf = faiss.downcast_index(ivf.index)
+            if hasattr(ivf, "nprobe"):  # IVF (CPU or GPU); flat has none
+                ivf.nprobe = self.nprobe
         _, rows = self._faiss.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return rows
 
@@ -226,8 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--spec", default="{}", help='{"batch_size", "shard_size", "faiss": "flat"|"ivf"|"ivfpq", '
-                    '"nlist", "nprobe", "pca", "storages": ["fp16", "int8", "pq"], "pq_m", "images": where image evidence '
-                    'lives}')
+                    '"nlist", "nprobe", "pca", "storages": ["fp16", "int8", "pq"], "pq_m", "images": where image '
+                    'evidence lives}')
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     setup(args.threads)
