@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file
 
-from lmem.index import LatentIndex, decode_latents, encode_latents
+from lmem.index import LatentIndex, decode_latents, encode_latents, set_nprobe
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -105,7 +105,7 @@ def measure(name, index, data, queries, truth, k, nprobes=(None,), train=None):
     rows = None
     for nprobe in nprobes:
         if nprobe is not None:
-            faiss.extract_index_ivf(index).nprobe = nprobe
+            set_nprobe(index, nprobe)
         t0 = time.time()
         _, rows = index.search(queries, k)
         batch_ms = 1000 * (time.time() - t0) / len(queries)
@@ -163,9 +163,9 @@ def main() -> None:
           "recall@5 vs flat | flat top-1 in top-5 |")
     print("|---|---|---|---|---|---|---|---|---|")
     truth = measure("flat (exact inner product)", faiss.IndexFlatIP(d), data, queries, None, k)
-    for spec in args.index:
-        index = faiss.index_factory(d, spec.format(nlist=args.nlist), faiss.METRIC_INNER_PRODUCT)
-        measure(spec.format(nlist=args.nlist), index, data, queries, truth, k, args.nprobe, train)
+    for spec in (template.format(nlist=args.nlist) for template in args.index):
+        index = faiss.index_factory(d, spec, faiss.METRIC_INNER_PRODUCT)
+        measure(spec, index, data, queries, truth, k, args.nprobe, train)
 
     # the latent forms Latent Memory stores (what goes to the generator), on 20,000 latents of SmolLM2's width
     print("\n| latent storage (20,000 x 576) | bytes/item | relative error |\n|---|---|---|")

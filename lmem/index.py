@@ -160,6 +160,14 @@ def _write_faiss(embeddings: np.ndarray, path: Path, faiss_type: str, nlist: int
         faiss.write_index(index, str(tmp))
 
 
+def set_nprobe(index, nprobe: int) -> None:
+    """Search `nprobe` lists of an IVF index, alone or after a PCA rotation, on CPU or GPU; a flat index has none."""
+    while isinstance(index, faiss.IndexPreTransform):
+        index = faiss.downcast_index(index.index)
+    if hasattr(index, "nprobe"):
+        index.nprobe = nprobe
+
+
 class LatentIndex:
     """Latents (N, T, H) fp16, retrieval embeddings (N, D) and the key of every row (example id, evidence id)."""
 
@@ -214,11 +222,7 @@ class LatentIndex:
             self._faiss = faiss.read_index(str(self.folder / "faiss.index"))
             if hasattr(faiss, "index_cpu_to_all_gpus") and faiss.get_num_gpus() > 0:  # faiss-gpu installed
                 self._faiss = faiss.index_cpu_to_all_gpus(self._faiss)
-            ivf = self._faiss
-            while isinstance(ivf, faiss.IndexPreTransform):  # the IVF index after a PCA rotation
-                ivf = faiss.downcast_index(ivf.index)
-            if hasattr(ivf, "nprobe"):  # IVF (CPU or GPU); flat has none
-                ivf.nprobe = self.nprobe
+            set_nprobe(self._faiss, self.nprobe)
         _, rows = self._faiss.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return rows
 
