@@ -6,15 +6,27 @@ EM/F1/accuracy (percentage points) and recall/precision@k absorbs harmless float
 the new table is a regression; a new row (a new method or benchmark) is reported but does not fail, so adding a
 baseline only asks for the reference to be refreshed.
 
+Trained rows across machines. A row of a method that reads a trained compressor or xRAG projector is bit for bit
+reproducible only where the float arithmetic is the reference machine's: elsewhere a last-bit difference in one
+kernel grows, over the training steps, into other weights and other answers. Each table has the `environment.json`
+that the `report` stage writes beside it (lmem.numerics: a fingerprint of the kernels training uses). When both
+fingerprints are present and differ, a trained row of a whole benchmark is compared at `regress.cross_machine`
+(wider bands, measured between machines), and a trained row of a question-type subset (`synth[single]`: 3-50
+questions, where one answer moves F1 by 2-33 points) only on the columns that band does not name; those keep their
+tolerance (token, question and byte counts exact) and the output says what was done. Untrained rows, and every row
+on a machine with the reference's fingerprint, are compared at `regress.tolerances`.
+
 Usage:
   lmem regress results/ci/results.csv --config config/ci.yaml      # reference: results/reference/ci/results.csv
   lmem regress NEW.csv --reference OLD.csv                          # schema-default tolerances
+  lmem regress ... --strict                                         # the exact check even across machines
 Exit status: 0 when every reference row is present and within tolerance, 1 otherwise, 2 on unreadable input.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from dataclasses import dataclass
@@ -23,15 +35,63 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from lmem.config import SCHEMA_PATH, load_config
+from lmem.config import SCHEMA_PATH, load_config, method_spec
 from lmem.io import InputError
 
 KEY = ["benchmark", "method", "k"]
 
 
-def default_tolerances() -> dict[str, float]:
+def default_tolerances(key: str = "tolerances") -> dict[str, float]:
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    return dict(schema["properties"]["regress"]["properties"]["tolerances"]["default"])
+    return dict(schema["properties"]["regress"]["properties"][key]["default"])
+
+
+def trained(config: dict, benchmark: str, method: str) -> bool:
+    """Whether the row's method reads a trained compressor or projector (`synth[single]` is synth's subset)."""
+    base = benchmark.split("[")[0]
+    if method not in config.get("methods", {}) or base not in config.get("benchmarks", {}):
+        return False
+    spec = method_spec(config, method, base)
+    return bool(spec.get("projector")) or (bool(spec.get("compressor")) and spec.get("checkpoint") != "init")
+
+
+def cross_machine(config: dict, tolerances: dict[str, float]):
+    """The row tolerances across machines: trained rows at `regress.cross_machine`, their subsets' metrics not at all."""
+    cross = config["regress"]["cross_machine"]
+    whole = {**tolerances, **cross}
+    subset = {c: t for c, t in tolerances.items() if c not in cross}
+
+    def wider(benchmark: str, method: str) -> dict[str, float] | None:
+        if not trained(config, benchmark, method):
+            return None
+        return subset if "[" in benchmark else whole
+    return wider
+
+
+def read_environment(table: str | Path) -> dict | None:
+    """The `environment.json` beside a results table (lmem.numerics), or None where there is none."""
+    path = Path(table).parent / "environment.json"
+    if not path.exists():
+        return None
+    try:
+        env = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not JSON ({e}); rerun the report stage or delete the file") from e
+    if not isinstance(env, dict) or not env.get("fingerprint"):
+        raise InputError(f"{path}: no `fingerprint` (write it with python -m lmem.numerics --out {path})")
+    return env
+
+
+def differences(new: dict, reference: dict) -> list[str]:
+    """What differs between two environments, for the reader: fingerprint, CPU, threads, kernels, packages."""
+    out = [f"fingerprint {reference['fingerprint']} -> {new['fingerprint']}"]
+    for key in ("cpu", "threads", "kernel_env", "packages"):
+        a, b = reference.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{key}.{k} {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            out.append(f"{key} {a} -> {b}")
+    return out
 
 
 @dataclass
@@ -73,13 +133,16 @@ def _number(value) -> float | None:
     return x
 
 
-def compare(new: pd.DataFrame, reference: pd.DataFrame, tolerances: dict[str, float]) -> list[Finding]:
+def compare(new: pd.DataFrame, reference: pd.DataFrame, tolerances: dict[str, float],
+            wider: tuple | None = None) -> list[Finding]:
+    """Every compared value. `wider(benchmark, method)`: a row's own tolerances, or None for `tolerances`."""
     findings = []
     for key in reference.index:
         if key not in new.index:
             findings.append(Finding(*key, "(row)", "present", "absent", None, "MISSING"))
             continue
-        for column, tol in tolerances.items():
+        row_tolerances = (wider and wider(key[0], key[1])) or tolerances
+        for column, tol in row_tolerances.items():
             if column not in reference.columns:
                 continue
             ref = reference.at[key, column]
@@ -115,16 +178,36 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", help="profile whose `regress` section gives the reference and tolerances")
     ap.add_argument("--reference", help="reference results.csv (default: results/reference/<profile name>/)")
     ap.add_argument("--all", action="store_true", help="list every compared value, not only the failures")
+    ap.add_argument("--strict", action="store_true",
+                    help="compare trained rows at `regress.tolerances` even when the environments' fingerprints differ")
     args = ap.parse_args(argv)
     try:
-        tolerances, reference = default_tolerances(), args.reference
+        tolerances, reference, cfg = default_tolerances(), args.reference, None
         if args.config:
             cfg = load_config(args.config)
             tolerances = cfg["regress"]["tolerances"]
             reference = reference or cfg["regress"]["reference"] or f"results/reference/{cfg['name']}/results.csv"
         if not reference:
             raise InputError("no reference table: pass --reference PATH or --config PROFILE.yaml")
-        findings = compare(read_table(args.results), read_table(reference), tolerances)
+        wider = None
+        new_env, ref_env = read_environment(args.results), read_environment(reference)
+        if new_env is None or ref_env is None:
+            print(f"lmem regress: no environment.json beside {args.results if new_env is None else reference}: "
+                  "every row compared at `regress.tolerances`, as on the reference's machine")
+        elif new_env["fingerprint"] != ref_env["fingerprint"]:
+            print("lmem regress: this table was computed with other float arithmetic than the reference's ("
+                  + "; ".join(differences(new_env, ref_env)) + ")")
+            if args.strict:
+                print("lmem regress: --strict: trained rows compared at `regress.tolerances` all the same")
+            elif cfg is None:
+                print("lmem regress: no --config, so trained rows are not known: every row compared at the tolerances")
+            else:
+                wider = cross_machine(cfg, tolerances)
+                print("lmem regress: rows of methods with a trained compressor or projector compared at "
+                      "`regress.cross_machine` (" + ", ".join(f"{k} {v:g}" for k, v in cfg["regress"]["cross_machine"]
+                                                               .items()) + "), their question-type subsets only on "
+                      "the other columns; the exact check of training needs a machine with the reference's fingerprint")
+        findings = compare(read_table(args.results), read_table(reference), tolerances, wider)
     except InputError as e:
         print(f"lmem regress: {e}", file=sys.stderr)
         sys.exit(2)

@@ -1,5 +1,6 @@
 """`lmem regress`: the committed reference passes against itself; perturbed tables fail, harmless noise passes."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -115,3 +116,92 @@ def test_guard_puts_the_rerun_rows_in_the_table():
     moved = with_rows(reference, [dict(row, f1=row["f1"] + 5.0)])
     assert [f for f in regress.compare(moved, reference, tolerances) if f.failed]
     assert reference.loc[key, "f1"] == same.loc[key, "f1"]  # the reference itself is left as it was
+
+
+def with_environments(tmp_path, change, new_fingerprint: str, ref_fingerprint: str = "a" * 16) -> tuple[str, str]:
+    """A perturbed table and a copy of the reference, each with an environment.json of the given fingerprint."""
+    (tmp_path / "new").mkdir()
+    (tmp_path / "ref").mkdir()
+    new = perturbed(tmp_path / "new", change)
+    ref = tmp_path / "ref" / "results.csv"
+    ref.write_text(REFERENCE.read_text())
+    env = {"cpu": {"model": "AMD EPYC", "isa": "AVX2"}, "threads": 2, "packages": {"torch": "2.13.0+cpu"}}
+    (tmp_path / "ref" / "environment.json").write_text(json.dumps(dict(env, fingerprint=ref_fingerprint)))
+    (tmp_path / "new" / "environment.json").write_text(
+        json.dumps(dict(env, fingerprint=new_fingerprint, cpu={"model": "Intel Xeon", "isa": "AVX-512"})))
+    return new, str(ref)
+
+
+def moved(method: str, column: str, delta: float, benchmark: str = "synth"):
+    def change(df):
+        row = df.index[(df.benchmark == benchmark) & (df.method == method)][0]
+        df.loc[row, column] += delta
+        return df
+    return change
+
+
+@pytest.mark.parametrize("method,column,delta,same_machine,strict,code", [
+    ("latent_memory", "f1", 5.0, False, False, 0),        # a trained row: the cross-machine band
+    ("latent_memory", "recall_at_k", 0.08, False, False, 0),
+    ("latent_memory", "f1", 5.0, True, False, 1),         # the same arithmetic: the exact band
+    ("latent_memory", "f1", 5.0, False, True, 1),         # --strict
+    ("latent_memory", "f1", 60.0, False, False, 1),       # beyond even the cross-machine band
+    ("latent_memory", "tokens_context", 1, False, False, 1),  # columns cross_machine does not name stay exact
+    ("xrag", "f1", 5.0, False, False, 0),                 # the xRAG projector is trained too
+    ("bm25", "f1", 5.0, False, False, 1),                 # untrained methods keep the exact band
+])
+def test_trained_rows_across_machines(tmp_path, monkeypatch, capsys, method, column, delta, same_machine, strict,
+                                      code):
+    monkeypatch.chdir(ROOT)
+    new, ref = with_environments(tmp_path, moved(method, column, delta), "a" * 16 if same_machine else "b" * 16)
+    args = [new, "--reference", ref, "--config", "config/ci.yaml"] + (["--strict"] if strict else [])
+    assert run(args) == code
+    out = capsys.readouterr().out
+    if same_machine:
+        assert "other float arithmetic" not in out
+    else:
+        assert "other float arithmetic" in out and "cpu.model AMD EPYC -> Intel Xeon" in out
+
+
+@pytest.mark.parametrize("column,delta,code", [("f1", 30.0, 0), ("recall_at_k", 0.5, 0), ("tokens_context", 1, 1)])
+def test_trained_subsets_across_machines(tmp_path, monkeypatch, column, delta, code):
+    """A question-type subset (a few questions) of a trained row: only the columns cross_machine does not name."""
+    monkeypatch.chdir(ROOT)
+    new, ref = with_environments(tmp_path, moved("latent_memory", column, delta, "synth[single]"), "b" * 16)
+    assert run([new, "--reference", ref, "--config", "config/ci.yaml"]) == code
+
+
+def test_trained_rows_are_told_by_the_profile():
+    from lmem.config import load_config
+
+    cfg = load_config(ROOT / "config" / "ci.yaml")
+    assert regress.trained(cfg, "synth", "latent_memory") and regress.trained(cfg, "synth[single]", "xrag_shuffled")
+    assert regress.trained(cfg, "hotpotqa", "latent_memory_global")
+    assert not regress.trained(cfg, "synth", "bm25") and not regress.trained(cfg, "synth", "closed_book")
+    demo = load_config(ROOT / "config" / "demo.yaml")
+    assert not regress.trained(demo, "synth", "latent_memory_untrained")  # checkpoint: init
+
+
+def test_a_broken_environment_file_is_a_clear_error(tmp_path, capsys):
+    new, ref = with_environments(tmp_path, lambda df: df, "b" * 16)
+    Path(ref).with_name("environment.json").write_text("{not json")
+    assert run([new, "--reference", ref]) == 2
+    assert "environment.json: not JSON" in capsys.readouterr().err
+
+
+def test_the_fingerprint_sees_the_kernels():
+    """The same process gives the same fingerprint; torch's scalar kernels (ATEN_CPU_CAPABILITY=default) another
+    (or AVX2's, where this process already runs the scalar ones)."""
+    import os
+    import subprocess
+    import sys
+
+    from lmem.numerics import fingerprint
+
+    here = fingerprint()
+    assert here == fingerprint() and len(here) == 16
+    other_kernels = "avx2" if os.environ.get("ATEN_CPU_CAPABILITY") == "default" else "default"
+    env = dict(os.environ, ATEN_CPU_CAPABILITY=other_kernels)
+    other = subprocess.run([sys.executable, "-c", "from lmem.numerics import fingerprint; print(fingerprint())"],
+                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert len(other) == 16 and other != here

@@ -6,6 +6,7 @@ rule report:
         md=f"{OUT}/results.md",
         timings=report(f"{OUT}/timings.csv", caption="../report/timings.rst", category="Timings"),
         timings_md=f"{OUT}/timings.md",
+        environment=f"{OUT}/environment.json",
         plots=report(
             expand(f"{OUT}/plots/{{benchmark}}.{{ext}}", benchmark=sorted(config["benchmarks"]), ext=["png", "svg"]),
             caption="../report/plot.rst",
@@ -16,6 +17,7 @@ rule report:
         x=config["report"]["x"],
         y=config["report"]["y"],
         jobs=STAGES.timed_jobs(),
+    threads: 2
     log:
         f"{OUT}/logs/report.log",
     conda:
@@ -23,4 +25,5 @@ rule report:
     shell:
         "(python -m lmem.report --rows {input.rows} --out-dir {params.out_dir} --x {params.x} --y {params.y} &&"
         " python -m lmem.timings --benchmarks {params.out_dir}/benchmarks --jobs {params.jobs}"
-        " --out-dir {params.out_dir}) > {log} 2>&1"
+        " --out-dir {params.out_dir} &&"
+        " python -m lmem.numerics --out {output.environment} --threads {threads}) > {log} 2>&1"
