@@ -17,6 +17,7 @@ COMMANDS = {
     "report": ("lmem.report", "write the results table and plots"),
     "compare": ("lmem.compare", "paired bootstrap difference of two runs' per-question scores"),
     "regress": ("lmem.regress", "compare a results table with its reference; non-zero exit on drift"),
+    "numerics": ("lmem.numerics", "this machine's float-arithmetic fingerprint, CPU, kernels and packages"),
 }
 
 
