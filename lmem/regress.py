@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,9 +42,9 @@ from lmem.io import InputError
 KEY = ["benchmark", "method", "k"]
 
 
-def default_tolerances(key: str = "tolerances") -> dict[str, float]:
+def default_tolerances() -> dict[str, float]:
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    return dict(schema["properties"]["regress"]["properties"][key]["default"])
+    return dict(schema["properties"]["regress"]["properties"]["tolerances"]["default"])
 
 
 def trained(config: dict, benchmark: str, method: str) -> bool:
@@ -55,7 +56,7 @@ def trained(config: dict, benchmark: str, method: str) -> bool:
     return bool(spec.get("projector")) or (bool(spec.get("compressor")) and spec.get("checkpoint") != "init")
 
 
-def cross_machine(config: dict, tolerances: dict[str, float]):
+def cross_machine(config: dict, tolerances: dict[str, float]) -> Callable[[str, str], dict[str, float] | None]:
     """The row tolerances across machines: trained rows at `regress.cross_machine`, their subsets' metrics not at all."""
     cross = config["regress"]["cross_machine"]
     whole = {**tolerances, **cross}
@@ -134,7 +135,7 @@ def _number(value) -> float | None:
 
 
 def compare(new: pd.DataFrame, reference: pd.DataFrame, tolerances: dict[str, float],
-            wider: tuple | None = None) -> list[Finding]:
+            wider: Callable[[str, str], dict[str, float] | None] | None = None) -> list[Finding]:
     """Every compared value. `wider(benchmark, method)`: a row's own tolerances, or None for `tolerances`."""
     findings = []
     for key in reference.index:
