@@ -57,7 +57,7 @@ def trained(config: dict, benchmark: str, method: str) -> bool:
 
 
 def cross_machine(config: dict, tolerances: dict[str, float]) -> Callable[[str, str], dict[str, float] | None]:
-    """The row tolerances across machines: trained rows at `regress.cross_machine`, their subsets' metrics not at all."""
+    """The row tolerances across machines: trained rows at `regress.cross_machine`, their subsets only on the rest."""
     cross = config["regress"]["cross_machine"]
     whole = {**tolerances, **cross}
     subset = {c: t for c, t in tolerances.items() if c not in cross}
