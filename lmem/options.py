@@ -39,6 +39,11 @@ class TrainConfig:
     # distill_negatives distractors, so the generator first learns to read one latent, then to pick among several
     # (README, "Latent Memory": from scratch among five it learned nothing on CPU; after a warm-up it does)
     reading_warmup: int = 0
+    # Not in the paper (0 there: the student reads its gold latents in the teacher's order, plus distill_negatives
+    # distractors at random places): the student reads a memory of `distill_memory` latents as inference gives it,
+    # its gold latents and the step's highest-scoring other latents (its hard negatives and the batch's other
+    # questions' evidence, already compressed), all in the order of the query's retrieval score (detached)
+    distill_memory: int = 0
     # teacher_answer: teacher-forced on the teacher's own greedy answer (the paper); gold_answer: on the reference
     # answer, so every distilled position is an answer token (for small generators that restate the question first)
     distill_target: str = "teacher_answer"
@@ -74,6 +79,11 @@ class TrainConfig:
             raise ValueError(f"autocast must be auto, bf16 or off, got {self.autocast!r}")
         if not 0 <= self.reading_warmup <= self.steps:
             raise ValueError(f"reading_warmup must be between 0 and steps ({self.steps}), got {self.reading_warmup}")
+        if self.distill_memory < 0:
+            raise ValueError(f"distill_memory must be 0 (off) or a number of latents, got {self.distill_memory}")
+        if self.distill_memory and self.distill_negatives:
+            raise ValueError("distill_memory and distill_negatives are two ways to add distractor latents to the "
+                             "student's prompt: set one of them to 0")
 
 
 @dataclass

@@ -165,9 +165,10 @@ class Trainer(LoopHooks):
         ev_ids, prefixes = c.evidence_inputs(evidence)
         latents = c.compress(ev_ids, prefixes)  # (E, T, H)
         out = {}
-        if t.w_contrast:
+        if t.w_contrast or t.distill_memory:
             queries = c.embed_query(c.tokenize([it.example.question for it in items], c.cfg.max_query_tokens))
             cands = c.retrieval_embedding(latents)
+        if t.w_contrast:
             positive = torch.zeros((len(items), len(evidence)), dtype=torch.bool)
             allowed = torch.zeros_like(positive)
             for b, (it, ng) in enumerate(zip(items, negs)):
@@ -189,25 +190,55 @@ class Trainer(LoopHooks):
                 _, pooled = c.vision.features([evidence[r] for r in rows])
                 out["image"] = c.image_regression_loss(latents[rows], pooled)
         if t.w_distill or t.w_answer:
-            kl, nll = self._distill(items, idx, negs if step >= t.reading_warmup else [[] for _ in negs], latents,
-                                    slot, rng)
+            warm = step < t.reading_warmup
+            if t.distill_memory:
+                memories = self._memories(items, evidence, slot, (queries @ cands.T).detach(), warm)
+            else:
+                memories = self._pool_order_memories(items, [[] for _ in negs] if warm else negs, slot, rng)
+            kl, nll = self._distill(idx, items, memories, latents)
             if t.w_distill:
                 out["distill"] = kl
             if t.w_answer:
                 out["answer"] = nll
         return out
 
-    def _distill(self, items, idx, negs, latents, slot, rng):
-        """(KL to the teacher, cross-entropy on the reference answer or None) over the N answer positions."""
-        t, T = self.tcfg, self.compressor.cfg.num_mem_tokens
-        prompts, vectors, answers = [], [], []
-        for b, (it, i) in enumerate(zip(items, idx)):
+    def _pool_order_memories(self, items, negs, slot, rng) -> list[list[int]]:
+        """The paper's student memory: each item's gold latents in the teacher's (pool) order, with
+        distill_negatives of its hard negatives inserted at random places (rows of the step's evidence)."""
+        out = []
+        for b, it in enumerate(items):
             pos = {e.id: p for p, e in enumerate(it.example.pool)}
             chosen = sorted(it.positives, key=lambda e: pos[e.id])  # the teacher's order
-            extra = negs[b][: t.distill_negatives]  # student-only negative latents, placed at random
-            for e in extra:
+            for e in negs[b][: self.tcfg.distill_negatives]:  # student-only negative latents, placed at random
                 chosen.insert(rng.randrange(len(chosen) + 1), e)
-            rows = [slot[(b, e.id)] for e in chosen]
+            out.append([slot[(b, e.id)] for e in chosen])
+        return out
+
+    def _memories(self, items, evidence, slot, scores, gold_only) -> list[list[int]]:
+        """distill_memory: each item's gold latents and the step's highest-scoring other latents (one per distinct
+        text, none whose text is one of its gold texts) up to distill_memory, in descending order of the query's
+        score, as inference orders its top-k. gold_only (the reading warm-up): the gold latents alone, in that
+        order. Rows of the step's evidence."""
+        out = []
+        for b, it in enumerate(items):
+            gold = [slot[(b, e.id)] for e in it.positives]
+            seen = {e.text for e in it.positives}
+            others = []
+            for r in sorted(range(len(evidence)), key=lambda r: -float(scores[b, r])):
+                if len(gold) + len(others) >= self.tcfg.distill_memory or gold_only:
+                    break
+                if evidence[r].text not in seen:
+                    seen.add(evidence[r].text)
+                    others.append(r)
+            out.append(sorted(gold + others, key=lambda r: -float(scores[b, r])))
+        return out
+
+    def _distill(self, idx, items, memories, latents):
+        """(KL to the teacher, cross-entropy on the reference answer or None) over the N answer positions; each
+        item's student reads the latents of its memory (rows of `latents`), in that order."""
+        t, T = self.tcfg, self.compressor.cfg.num_mem_tokens
+        prompts, vectors, answers = [], [], []
+        for it, i, rows in zip(items, idx, memories):
             prompts.append(encode_latent(self.generator.tokenizer, it.example.question, len(rows), self.prompt_cfg, T))
             vectors.append(self.compressor.project(latents[rows]).reshape(len(rows) * T, -1))
             answers.append(self.teacher["answers"][i])

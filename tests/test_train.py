@@ -121,6 +121,53 @@ def test_reading_warmup_distils_from_the_gold_latents_alone(tiny_llama, base_con
     assert seen == [gold, gold, [g + 1 for g in gold], [g + 1 for g in gold]]
 
 
+def test_distill_memory_reads_gold_and_the_best_scored_distractors_in_score_order(tiny_llama, base_config, tmp_path,
+                                                                                 monkeypatch):
+    """distill_memory: K: the student reads K latents, its gold ones and the step's highest-scoring others (one per
+    text, never a copy of a gold text), in the query's score order, as inference gives its top-k; during the
+    reading warm-up the gold ones alone, in score order."""
+    import random
+
+    K = 4
+    s = spec(tiny_llama, base_config, steps=4)
+    s["train"].update(distill_memory=K, distill_negatives=0, reading_warmup=1, w_recon=0, w_contrast=0)
+    trainer = Trainer(s, tmp_path, load_split(s["train_data"], "train"), load_split(s["val_data"], "val"))
+    calls, seen = [], []
+    memories, forced = trainer._memories, trainer.generator.forced_logits
+
+    def spy_memories(items, evidence, slot, scores, gold_only):
+        out = memories(items, evidence, slot, scores, gold_only)
+        calls.append((items, evidence, slot, scores, gold_only, out))
+        return out
+
+    def spy_forced(prompts, vectors, answers, n):
+        seen.append([v.shape[0] for v in vectors])
+        return forced(prompts, vectors, answers, n)
+
+    monkeypatch.setattr(trainer, "_memories", spy_memories)
+    monkeypatch.setattr(trainer.generator, "forced_logits", spy_forced)
+    idx = trainer.batch(0)
+    for step in (0, 1):
+        trainer.losses(idx, random.Random(0), step)
+    assert [c[4] for c in calls] == [True, False]
+    for (items, evidence, slot, scores, gold_only, out), sizes in zip(calls, seen):
+        assert sizes == [len(m) for m in out]
+        for b, (it, rows) in enumerate(zip(items, out)):
+            gold = {slot[(b, e.id)] for e in it.positives}
+            assert gold <= set(rows)
+            assert [float(scores[b, r]) for r in rows] == sorted((float(scores[b, r]) for r in rows), reverse=True)
+            texts = [evidence[r].text for r in rows]
+            assert len(set(texts)) == len(texts)
+            distinct = len({e.text for e in evidence})
+            assert len(rows) == (len(gold) if gold_only else max(len(gold), min(K, distinct)))
+            if not gold_only:  # the others are the best-scored of what was left
+                left = [float(scores[b, r]) for r in range(len(evidence))
+                        if r not in rows and evidence[r].text not in texts]
+                worst = min((float(scores[b, r]) for r in rows if r not in gold), default=float("inf"))
+                assert all(x <= worst for x in left)
+    assert seen[1] != seen[0]  # the warm-up reads fewer latents
+
+
 def test_a_finished_or_foreign_checkpoint_is_not_resumed(tiny_llama, base_config, tmp_path):
     """`snakemake --forcerun` deletes a finished run's outputs but not last/: the rerun trains again from step 0
     (it used to resume at the last step, train nothing and write no best/). A last/ made with another spec is not
