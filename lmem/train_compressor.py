@@ -221,16 +221,16 @@ class Trainer(LoopHooks):
         order. Rows of the step's evidence."""
         out = []
         for b, it in enumerate(items):
-            gold = [slot[(b, e.id)] for e in it.positives]
+            order = sorted(range(len(evidence)), key=lambda r: -float(scores[b, r]))
+            rows = {slot[(b, e.id)] for e in it.positives}
             seen = {e.text for e in it.positives}
-            others = []
-            for r in sorted(range(len(evidence)), key=lambda r: -float(scores[b, r])):
-                if len(gold) + len(others) >= self.tcfg.distill_memory or gold_only:
+            for r in [] if gold_only else order:
+                if len(rows) >= self.tcfg.distill_memory:
                     break
                 if evidence[r].text not in seen:
                     seen.add(evidence[r].text)
-                    others.append(r)
-            out.append(sorted(gold + others, key=lambda r: -float(scores[b, r])))
+                    rows.add(r)
+            out.append([r for r in order if r in rows])
         return out
 
     def _distill(self, idx, items, memories, latents):
