@@ -84,7 +84,7 @@ NPROBE = IndexConfig.nprobe  # IVF lists searched per query unless the index spe
 def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_size: int = IndexConfig.batch_size,
                 shard_size: int = IndexConfig.shard_size, faiss_type: str = IndexConfig.faiss,
                 nlist: int = IndexConfig.nlist, storages: tuple[str, ...] = ("fp16",), pq_m: int = IndexConfig.pq_m,
-                nprobe: int = NPROBE, pca: int = IndexConfig.pca) -> dict:
+                nprobe: int = NPROBE, pca: int = IndexConfig.pca, refine: int = IndexConfig.refine) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keys = [item_key(ex.id, e.id) for ex in examples for e in ex.pool]
@@ -118,7 +118,7 @@ def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_
                 save_file(tensors, str(tmp))
     seconds = time.time() - start
     index = LatentIndex.load_shards(out, keys)
-    _write_faiss(index.embeddings.numpy(), out / "faiss.index", faiss_type, nlist, pca)
+    _write_faiss(index.embeddings.numpy(), out / "faiss.index", faiss_type, nlist, pca, refine)
     T, H = index.latents.shape[1:]
     storage = {"fp16": {"bytes_per_item": int(T * H * 2)}}
     for name in storages:
@@ -133,23 +133,33 @@ def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_
     meta = {"n_items": len(keys), "n_examples": len(examples), "num_mem_tokens": int(T), "hidden": int(H),
             "retrieval_dim": int(index.embeddings.shape[1]), "bytes_per_item": int(T * H * 2),
             "raw_text_bytes_per_item": float(np.mean(raw)) if raw else 0.0, "shards": n_shards,
-            "faiss": faiss_type, "nprobe": int(nprobe), "pca": int(pca), "seconds": round(seconds, 2),
-            "storage": storage, "items_per_second": round(len(keys) / seconds, 2) if seconds > 0 else None}
+            "faiss": faiss_type, "nprobe": int(nprobe), "pca": int(pca), "refine": int(refine),
+            "seconds": round(seconds, 2), "storage": storage,
+            "items_per_second": round(len(keys) / seconds, 2) if seconds > 0 else None}
     with atomic_path(out / "ids.json") as tmp:
         tmp.write_text(json.dumps(keys))
     write_json(out / "meta.json", meta)  # written last: its presence marks a finished index
     return meta
 
 
-def _write_faiss(embeddings: np.ndarray, path: Path, faiss_type: str, nlist: int, pca: int = 0) -> None:
+def _write_faiss(embeddings: np.ndarray, path: Path, faiss_type: str, nlist: int, pca: int = 0,
+                 refine: int = 0) -> None:
     d = embeddings.shape[1]
     if faiss_type in ("ivf", "ivfpq") and len(embeddings) >= 39 * nlist:
         if faiss_type == "ivfpq":  # one one-byte code per 4 dimensions (of the PCA rotation's `pca`, if any)
             if pca > d:
                 raise ValueError(f"index pca {pca} is more than the retrieval embeddings' {d} dimensions")
+            coded = pca or d
+            if refine and coded % refine:
+                raise ValueError(f"index refine {refine} must divide the {coded} dimensions the codes cover (each "
+                                 f"of its bytes codes {coded} / refine of them): pick a divisor of {coded}")
             rotate = f"PCA{pca}," if pca else ""
-            index = faiss.index_factory(d, f"{rotate}IVF{nlist},PQ{max(1, (pca or d) // 4)}",
-                                        faiss.METRIC_INNER_PRODUCT)
+            # IVFPQR (a second code of what the first leaves) exists for L2 only; on the unit retrieval embeddings
+            # L2 ranks as inner product does (|q - x|^2 = 2 - 2 q.x; after a PCA rotation, as the rotated part of
+            # that distance does), and search uses the ranks alone
+            second = f"+{refine}" if refine else ""
+            index = faiss.index_factory(d, f"{rotate}IVF{nlist},PQ{max(1, coded // 4)}{second}",
+                                        faiss.METRIC_L2 if refine else faiss.METRIC_INNER_PRODUCT)
         else:
             index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
         index.train(embeddings)
@@ -233,8 +243,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--spec", default="{}", help='{"batch_size", "shard_size", "faiss": "flat"|"ivf"|"ivfpq", '
-                    '"nlist", "nprobe", "pca", "storages": ["fp16", "int8", "pq"], "pq_m", "images": where image '
-                    'evidence lives}')
+                    '"nlist", "nprobe", "pca", "refine", "storages": ["fp16", "int8", "pq"], "pq_m", "images": '
+                    'where image evidence lives}')
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     setup(args.threads)
@@ -242,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     c = IndexConfig.from_dict(spec)  # the defaults, and the checks the profile passed when it loaded
     compressor = load_compressor(args.checkpoint, spec.get("images"))
     meta = build_index(compressor, read_examples(args.data), args.out, c.batch_size, c.shard_size, c.faiss, c.nlist,
-                       tuple(c.storages), c.pq_m, c.nprobe, c.pca)
+                       tuple(c.storages), c.pq_m, c.nprobe, c.pca, c.refine)
     log.info("indexed %d items at %s items/s", meta["n_items"], meta["items_per_second"])
 
 

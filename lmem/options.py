@@ -191,6 +191,7 @@ class IndexConfig:
     storages: list[str] = field(default_factory=lambda: ["fp16"])  # the latent forms stored: fp16, int8, pq
     pq_m: int = 64  # PQ sub-quantizers of the `pq` latent storage
     pca: int = 0  # ivfpq: rotate the retrieval embeddings onto this many principal directions first (0: no rotation)
+    refine: int = 0  # ivfpq: bytes of a second PQ code of what the first leaves, re-ranking its best (IVFPQR); 0: none
 
     @classmethod
     def from_dict(cls, d: dict) -> "IndexConfig":
@@ -204,6 +205,8 @@ class IndexConfig:
         if not isinstance(self.pca, int) or self.pca < 0 or self.pca % 4:
             raise ValueError(f"pca must be 0 (no rotation) or a multiple of 4 (ivfpq codes 4 dimensions each); "
                              f"got {self.pca!r}")
+        if not isinstance(self.refine, int) or self.refine < 0:
+            raise ValueError(f"refine must be 0 (no second code) or a positive number of bytes; got {self.refine!r}")
 
 
 def check_choice(name: str, value, allowed: tuple) -> None:
