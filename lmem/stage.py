@@ -7,8 +7,6 @@ import logging
 import os
 from pathlib import Path
 
-import torch
-
 
 def parse_spec(value: str) -> dict:
     """A spec is inline JSON or `@path/to/spec.json`."""
@@ -19,10 +17,14 @@ def parse_spec(value: str) -> dict:
 
 def device():
     """Where models run: $LMEM_DEVICE (cpu, cuda, cuda:1, mps...) or the first CUDA GPU when there is one."""
+    import torch  # here, not at the top: the light stages (prepare, score, report) never import torch
+
     return torch.device(os.environ.get("LMEM_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def setup(threads: int | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if threads:
+        import torch
+
         torch.set_num_threads(threads)

@@ -1,7 +1,11 @@
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # the environment of a Snakemake subprocess in the workflow and SLURM tests: nothing may reach the hub
@@ -76,3 +80,96 @@ def tiny_llama(tmp_path_factory, smollm2):
     LlamaForCausalLM(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
+
+
+def snakemake(*args, cwd=ROOT, env=None, background=False):
+    """`python -m snakemake ARGS` in the repository, offline; finished (CompletedProcess), or started (Popen) when
+    `background`."""
+    cmd, env = [sys.executable, "-m", "snakemake", *args], {**OFFLINE_ENV, **(env or {})}
+    if background:
+        return subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+
+
+# A baseline that lives outside the package, in its own file (issue: adding a baseline is one file and one config
+# entry); the end-to-end run finds it through LMEM_BASELINES
+NEW_BASELINE = '''"""First sentence: the first pool sentence only (a deliberately simple example baseline)."""
+
+from lmem.baselines import TextEvidenceBaseline
+
+
+class FirstSentence(TextEvidenceBaseline):
+    name = "first_sentence_example"
+    uses_k = False
+
+    def select(self, examples, k):
+        return [ex.pool[:1] for ex in examples]
+'''
+
+E2E_SYNTH = {"seed": 1, "n_train": 8, "n_dev": 2, "n_test": 8}
+
+
+def e2e_config(results_dir, tiny_llama, methods: list[str] | None = None) -> dict:
+    """The small profile of the end-to-end run (tests/test_workflow.py), whose every stage the SLURM test
+    (tests/test_slurm.py) also runs through the cluster, on a subset of its `methods`: the real SmolLM2 generator
+    and MiniLM retriever, a tiny random compressor (plumbing), synth."""
+    synth = E2E_SYNTH
+    cfg = {
+        "name": "e2e", "results_dir": str(results_dir),
+        "generator": {"max_new_tokens": 12, "batch_size": 8},
+        "prompt": {"format": "fewshot"},
+        "benchmarks": {"synth": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="test")}}},
+        "methods": {"closed_book": {}, "oracle": {}, "bm25": {"k": [1]}, "dense": {"k": [2]},
+                    "latent_memory": {"k": [2], "compressor": "tiny"},
+                    "latent_memory_untrained": {"class": "latent_memory", "k": [2], "compressor": "tiny",
+                                                "checkpoint": "init"},
+                    "latent_memory_shuffled": {"class": "latent_memory", "k": [2], "compressor": "tiny",
+                                               "memory": "shuffled"},
+                    "llmlingua2_r10": {"class": "llmlingua2", "rate": 0.1},  # paper model absent offline: skipped
+                    # retrieval by the trained compressor, raw text to the method's own generator
+                    "cross_family": {"k": [2], "compressor": "tiny", "generator": {"model": tiny_llama}},
+                    # issue 15: the global corpus (dense via the embed_corpus job), PQ latents, the compact layout
+                    "dense_global": {"class": "dense", "k": [2], "retrieval": "global"},
+                    "latent_memory_variants": {"class": "latent_memory", "k": [2], "compressor": "tiny",
+                                               "retrieval": "global", "storage": "pq", "latent_layout": "compact"},
+                    # a baseline from a file outside the package (LMEM_BASELINES), named in the config
+                    "first_sentence_example": {}},
+        "compressors": {"tiny": {
+            "model": tiny_llama, "lora_r": 4, "lora_alpha": 8,
+            "train": {"steps": 2, "batch_size": 4, "eval_every": 2, "save_every": 2, "val_questions": 2,
+                      "hard_negatives": 2, "distill_tokens": 2, "distill_topk": 8},
+            "train_data": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="train")}},
+            "val_data": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="dev")}},
+            "index": {"storages": ["fp16", "pq"], "pq_m": 8}}},
+        "metrics": {"bootstrap_samples": 50},
+    }
+    if methods is not None:
+        cfg["methods"] = {m: cfg["methods"][m] for m in methods}
+    return cfg
+
+
+@dataclass
+class E2ERun:
+    cfg: dict
+    path: Path           # the profile's YAML
+    results: Path        # results_dir/e2e
+    env: dict            # what every Snakemake call on this profile needs (LMEM_BASELINES)
+    out: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def e2e_run(tmp_path_factory, tiny_llama) -> E2ERun:
+    """The end-to-end run of the small profile, once per session: tests/test_workflow.py checks it stage by stage,
+    tests/test_slurm.py checks that the same profile's jobs on a SLURM cluster make byte-identical outputs."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    folder = tmp / "my_baselines"
+    folder.mkdir()
+    (folder / "first_sentence_example.py").write_text(NEW_BASELINE)
+    env = {"LMEM_BASELINES": str(folder)}
+    cfg = e2e_config(tmp / "results", tiny_llama)
+    path = tmp / "e2e.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), "--cores", "2",
+                    env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return E2ERun(cfg, path, tmp / "results" / "e2e", env, out)

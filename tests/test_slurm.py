@@ -1,10 +1,11 @@
 """The DAG on a running SLURM cluster (issue 16): a small real slice (prepare, models, a short compressor training,
 the latent index, two methods, score, report) submitted job by job through snakemake-executor-plugin-slurm with
-`workflows/profiles/slurm-cpu`, against the same slice run locally; then a job that fails.
+`workflows/profiles/slurm-cpu`, against the end-to-end test's local run of the same profile (conftest.e2e_run, which
+has more methods); then a job that fails.
 
 The cluster is any one `scontrol ping` answers, e.g. the single-node one of `workflows/slurm/cluster.sh up`
 (CI starts it in .ci/run). Absent: skipped on a user's machine, a failure under CI=true. The real SmolLM2
-generator, a tiny random compressor (plumbing: the numbers only have to be equal, not good). The same slice from
+generator, a tiny random compressor (plumbing: the numbers only have to be equal, not good). The same profile from
 scratch locally and on the cluster is also the DAG's determinism check: the two give byte-identical predictions,
 weights and latents."""
 
@@ -12,14 +13,13 @@ import csv
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import OFFLINE_ENV, ROOT, in_ci
+from conftest import OFFLINE_ENV, e2e_config, in_ci, snakemake
 
 
 ENV = OFFLINE_ENV
@@ -41,21 +41,7 @@ def have_cluster() -> bool:
 SLURM = ["--workflow-profile", "workflows/profiles/slurm-cpu", "--slurm-init-seconds-before-status-checks", "8"]
 
 
-def slice_config(results_dir, tiny_llama) -> dict:
-    synth = {"seed": 2, "n_train": 8, "n_dev": 2, "n_test": 6}
-    return {
-        "name": "slurm", "results_dir": str(results_dir),
-        "generator": {"max_new_tokens": 6, "batch_size": 8},   # the real SmolLM2-135M-Instruct
-        "benchmarks": {"synth": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="test")}}},
-        "methods": {"closed_book": {}, "latent_memory": {"k": [2], "compressor": "tiny"}},
-        "compressors": {"tiny": {
-            "model": tiny_llama, "lora_r": 4, "lora_alpha": 8,
-            "train": {"steps": 2, "batch_size": 4, "eval_every": 2, "save_every": 2, "val_questions": 2,
-                      "hard_negatives": 2, "distill_tokens": 2, "distill_topk": 8},
-            "train_data": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="train")}},
-            "val_data": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="dev")}}}},
-        "metrics": {"bootstrap_samples": 50},
-    }
+SLICE = ["closed_book", "latent_memory"]  # the end-to-end profile's methods that the cluster runs: every stage
 
 
 def table(path):
@@ -72,43 +58,42 @@ def sacct(since: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_the_dag_on_a_slurm_cluster(tmp_path, tiny_llama):
+def test_the_dag_on_a_slurm_cluster(request, tmp_path, tiny_llama):
     cluster = have_cluster()
 
     def start(name, profile, cfg):
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
         if profile is SLURM:  # each run its own SLURM log folder: a run's clean-up at its end removes empty ones
             profile = SLURM + ["--slurm-logdir", str(tmp_path / name / "slurm_logs")]
-        return subprocess.Popen([sys.executable, "-m", "snakemake", *profile, "--configfile",
-                                 str(tmp_path / f"{name}.yaml")], cwd=ROOT, env=ENV, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        return snakemake(*profile, "--configfile", str(tmp_path / f"{name}.yaml"), background=True)
 
-    # three runs at once (a SLURM run is mostly waiting): the slice locally, the slice on the cluster, and a slice
-    # with a job that fails (a method whose generator does not exist). Without a cluster (a user's machine) the
-    # second run is local too: the determinism check still runs, the SLURM checks are skipped
+    # the end-to-end profile's slice (SLICE) on the cluster, and a slice with a job that fails (a method whose
+    # generator does not exist), while the whole profile runs locally (conftest.e2e_run: a SLURM run is mostly
+    # waiting). Without a cluster (a user's machine) the slice runs locally too: the determinism check still runs,
+    # the SLURM checks are skipped
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
     local = ["--workflow-profile", "workflows/profiles/default", "--cores", "2"]
-    broken = slice_config(tmp_path / "failing", tiny_llama)
-    broken["methods"] = {"broken": {"class": "closed_book", "generator": {"model": str(tmp_path / "no-such-model")}}}
-    runs = {"local": start("local", local, slice_config(tmp_path / "local", tiny_llama)),
-            "cluster": start("cluster", SLURM if cluster else local, slice_config(tmp_path / "cluster", tiny_llama))}
+    runs = {"cluster": start("cluster", SLURM if cluster else local, e2e_config(tmp_path / "cluster", tiny_llama, SLICE))}
     if cluster:
+        broken = e2e_config(tmp_path / "failing", tiny_llama, [])
+        broken["methods"] = {"broken": {"class": "closed_book", "generator": {"model": str(tmp_path / "no-such-model")}}}
         runs["failing"] = start("failing", SLURM, broken)
+    local_res = request.getfixturevalue("e2e_run").results
     logs = {name: run.communicate(timeout=900)[0] for name, run in runs.items()}
-    assert runs["local"].returncode == 0, logs["local"][-3000:]
     assert runs["cluster"].returncode == 0, logs["cluster"][-3000:]
 
     # the same slice, the same table: local and cluster agree on every value but wall time, and on every byte of
     # what the jobs made (determinism: the same config and seed from scratch in another folder)
-    local_res, cluster_res = tmp_path / "local" / "slurm", tmp_path / "cluster" / "slurm"
-    assert table(cluster_res / "results.csv") == table(local_res / "results.csv")
-    made = sorted(p.relative_to(local_res) for p in local_res.glob("predictions/**/*.jsonl"))
+    cluster_res = tmp_path / "cluster" / "e2e"
+    local_rows = [r for r in table(local_res / "results.csv") if r["method"] in SLICE]
+    assert table(cluster_res / "results.csv") == local_rows
+    made = sorted(p.relative_to(cluster_res) for p in cluster_res.glob("predictions/**/*.jsonl"))
+    assert len(made) == 2, made
     made += [Path("latent_index/tiny-best/synth/shard-00000.safetensors")]
     # the compressor: trained work, in each run's work folder under the same id (what made it, not where)
-    work = {r["work"] for r in csv.DictReader((local_res / "results.csv").open()) if r["work"]}
+    work = {r["work"] for r in csv.DictReader((cluster_res / "results.csv").open()) if r["work"]}
     assert len(work) == 1, work
     made += [Path("..", "work", work.pop(), "compressor.safetensors")]
-    assert len(made) == 4
     for rel in made:
         assert (cluster_res / rel).read_bytes() == (local_res / rel).read_bytes(), f"{rel} differs"
     if not cluster:

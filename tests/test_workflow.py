@@ -4,26 +4,18 @@ import copy
 import csv
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from conftest import OFFLINE_ENV, ROOT
-
-ENV = OFFLINE_ENV
+from conftest import ROOT, snakemake
 
 
-def snakemake(*args, cwd=ROOT, env=None):
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, env={**ENV, **(env or {})},
-                          capture_output=True, text=True, timeout=1800)
-
-
-def planned(cfg: dict, path, *args) -> dict[str, int]:
+def planned(cfg: dict, path, *args, env=None) -> dict[str, int]:
     """Jobs per rule that a dry run of profile `cfg` (written to `path`) plans: its 'Job stats' table."""
     path.write_text(yaml.safe_dump(cfg))
-    out = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), "-n", *args)
+    out = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), "-n", *args,
+                    env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout + out.stderr
     if "Nothing to be done" in text:
@@ -91,42 +83,11 @@ def test_lint_is_clean():
 
 
 @pytest.mark.slow
-def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
-    """prepare -> models -> train -> index -> run -> score -> report on synth: the real SmolLM2 generator and
-    MiniLM retriever, a tiny random compressor (plumbing); then a no-op rerun."""
-    synth = {"seed": 1, "n_train": 8, "n_dev": 2, "n_test": 8}
-    cfg = {
-        "name": "e2e", "results_dir": str(tmp_path / "results"),
-        "generator": {"max_new_tokens": 12, "batch_size": 8},
-        "prompt": {"format": "fewshot"},
-        "benchmarks": {"synth": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="test")}}},
-        "methods": {"closed_book": {}, "oracle": {}, "bm25": {"k": [1]}, "dense": {"k": [2]},
-                    "latent_memory": {"k": [2], "compressor": "tiny"},
-                    "latent_memory_untrained": {"class": "latent_memory", "k": [2], "compressor": "tiny",
-                                                "checkpoint": "init"},
-                    "latent_memory_shuffled": {"class": "latent_memory", "k": [2], "compressor": "tiny",
-                                               "memory": "shuffled"},
-                    "llmlingua2_r10": {"class": "llmlingua2", "rate": 0.1},  # paper model absent offline: skipped
-                    # retrieval by the trained compressor, raw text to the method's own generator
-                    "cross_family": {"k": [2], "compressor": "tiny", "generator": {"model": tiny_llama}},
-                    # issue 15: the global corpus (dense via the embed_corpus job), PQ latents, the compact layout
-                    "dense_global": {"class": "dense", "k": [2], "retrieval": "global"},
-                    "latent_memory_variants": {"class": "latent_memory", "k": [2], "compressor": "tiny",
-                                               "retrieval": "global", "storage": "pq", "latent_layout": "compact"}},
-        "compressors": {"tiny": {
-            "model": tiny_llama, "lora_r": 4, "lora_alpha": 8,
-            "train": {"steps": 2, "batch_size": 4, "eval_every": 2, "save_every": 2, "val_questions": 2,
-                      "hard_negatives": 2, "distill_tokens": 2, "distill_topk": 8},
-            "train_data": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="train")}},
-            "val_data": {"loader": "hotpotqa", "source": {"synth": dict(synth, split="dev")}},
-            "index": {"storages": ["fp16", "pq"], "pq_m": 8}}},
-        "metrics": {"bootstrap_samples": 50},
-    }
-    path = tmp_path / "e2e.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    out = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), "--cores", "2")
-    assert out.returncode == 0, out.stderr[-3000:]
-    res = tmp_path / "results" / "e2e"
+def test_end_to_end_tiny_profile(e2e_run, tmp_path, tiny_llama):
+    """prepare -> models -> train -> index -> run -> score -> report on synth (conftest.e2e_config): the real SmolLM2
+    generator and MiniLM retriever, a tiny random compressor (plumbing); then a no-op rerun."""
+    cfg, path, env = e2e_run.cfg, e2e_run.path, e2e_run.env
+    res = e2e_run.results
     rows = list(csv.DictReader((res / "results.csv").open()))
     types = {r["benchmark"] for r in rows} - {"synth"}  # per question type: synth[bridge], synth[comparison]
     assert types == {"synth[bridge]", "synth[comparison]"}
@@ -135,7 +96,8 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
                                                      ("dense", "2"), ("latent_memory", "2"),
                                                      ("latent_memory_untrained", "2"),
                                                      ("latent_memory_shuffled", "2"), ("cross_family", "2"),
-                                                     ("dense_global", "2"), ("latent_memory_variants", "2")}
+                                                     ("dense_global", "2"), ("latent_memory_variants", "2"),
+                                                     ("first_sentence_example", "all")}
     by = {r["method"]: r for r in rows}
     # the shuffled-memory control reads other questions' latents: never their gold, the same token count
     assert float(by["latent_memory_shuffled"]["recall_at_k"]) == 0.0
@@ -152,7 +114,7 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     assert (res / "embeddings/synth/retriever.safetensors").exists() and (res / "plots/synth.storage.png").exists()
     assert by["cross_family"]["generator"] == tiny_llama and by["dense"]["generator"].startswith("HuggingFaceTB/")
     assert by["cross_family"]["models"].startswith("compressor=") and by["dense"]["models"].startswith("retriever=")
-    work = tmp_path / "results" / "work"  # trained work, by what made it (lmem/work.py)
+    work = res.parent / "work"  # trained work, by what made it (lmem/work.py)
     cid = by["latent_memory"]["work"].split("/")[1]
     assert by["latent_memory"]["work"] == f"compressors/{cid}/best"  # the table names the folder each row used
     assert by["latent_memory_untrained"]["work"] == f"compressors/{cid}/init" and by["bm25"]["work"] == ""
@@ -162,7 +124,7 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     assert {(t["rule"], t["job"]) for t in timed} >= {("prepare", "synth"), ("train", "tiny"),
                                                        ("index", "tiny-best/synth"), ("index", "tiny-init/synth"),
                                                        ("run", "synth/latent_memory/k2")}
-    assert len([t for t in timed if t["rule"] == "run"]) == 11 and all(float(t["s"]) >= 0 for t in timed)
+    assert len([t for t in timed if t["rule"] == "run"]) == 12 and all(float(t["s"]) >= 0 for t in timed)
     assert ("embed", "synth") in {(t["rule"], t["job"]) for t in timed}
     assert "| train " in (res / "timings.md").read_text()
     for ext in ("png", "svg"):
@@ -172,24 +134,24 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     assert "SKIPPED llmlingua2_r10" in (res / "logs/run/synth/llmlingua2_r10/kall.log").read_text()
     preds = [json.loads(line) for line in (res / "predictions/synth/oracle/kall.jsonl").open()]
     assert len(preds) == 8 and all(p["tokens_full"] > p["tokens_no_system"] > p["tokens_context"] > 0 for p in preds)
-    again = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), "-n")
+    again = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), "-n", env=env)
     assert "Nothing to be done" in again.stdout + again.stderr
 
     # another profile with the same compressor spec, under another entry name, trains nothing: it reuses the work
     other = dict(copy.deepcopy(cfg), name="e2e_other", compressors={"renamed": cfg["compressors"]["tiny"]},
                  methods={"bm25": {"k": [1]}, "latent_memory": {"k": [2], "compressor": "renamed"}})
-    jobs = planned(other, tmp_path / "other.yaml")
+    jobs = planned(other, tmp_path / "other.yaml", env=env)
     assert "train_compressor" not in jobs and jobs["build_latent_index"] == 1 and jobs["run_method"] == 2, jobs
     # one training option changed: that compressor retrains, with what reads it; the text baselines do not rerun
     changed = copy.deepcopy(cfg)
     changed["compressors"]["tiny"]["train"]["lr"] = 1e-3
-    jobs = planned(changed, tmp_path / "changed.yaml")
+    jobs = planned(changed, tmp_path / "changed.yaml", env=env)
     assert jobs["train_compressor"] == 1 and jobs["build_latent_index"] == 2, jobs
     assert jobs["run_method"] == 5, jobs  # latent_memory, _untrained, _shuffled, _variants and cross_family only
     # a forced retrain trains again from step 0 and succeeds
     best = work / f"compressors/{cid}/best/compressor.safetensors"
     forced = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path),
-                       "--forcerun", "train_compressor", "--cores", "2", str(best))
+                       "--forcerun", "train_compressor", "--cores", "2", str(best), env=env)
     assert forced.returncode == 0, forced.stderr[-3000:]
     log_rows = list(csv.DictReader((work / f"compressors/{cid}/train_log.csv").open()))
     assert [r["step"] for r in log_rows] == ["1", "2"] and best.exists()
@@ -198,38 +160,14 @@ def test_end_to_end_tiny_profile(tmp_path, tiny_llama):
     # tests/test_slurm.py, whose second run of its slice goes through SLURM
 
 
-NEW_BASELINE = '''"""First sentence: the first pool sentence only (a deliberately simple example baseline)."""
-
-from lmem.baselines import TextEvidenceBaseline
-
-
-class FirstSentence(TextEvidenceBaseline):
-    name = "first_sentence_example"
-    uses_k = False
-
-    def select(self, examples, k):
-        return [ex.pool[:1] for ex in examples]
-'''
-
-
 @pytest.mark.slow
-def test_a_new_baseline_is_one_file_and_one_config_entry(tmp_path):
+def test_a_new_baseline_is_one_file_and_one_config_entry(e2e_run):
     """A module in a baselines folder (here one named by LMEM_BASELINES, as the repository's baselines/ would be),
-    named in the config: it runs and reaches the results table."""
-    folder = tmp_path / "my_baselines"
-    folder.mkdir()
-    (folder / "first_sentence_example.py").write_text(NEW_BASELINE)
-    cfg = {"name": "onefile", "results_dir": str(tmp_path / "results"),
-           "generator": {"max_new_tokens": 8},
-           "benchmarks": {"synth": {"loader": "hotpotqa", "source": {"synth": {"seed": 5, "n_test": 4}}}},
-           "methods": {"first_sentence_example": {}},
-           "metrics": {"bootstrap_samples": 20}}
-    path = tmp_path / "onefile.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    out = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path),
-                    env={"LMEM_BASELINES": str(folder)})
-    assert out.returncode == 0, out.stderr[-3000:]
-    rows = [r for r in csv.DictReader((tmp_path / "results/onefile/results.csv").open())
-            if r["benchmark"] == "synth"]  # (the per-question-type rows synth[bridge], ... aside)
-    assert [(r["method"], r["k"], r["n"]) for r in rows] == [("first_sentence_example", "all", "4")]
+    named in the config (conftest.NEW_BASELINE, the end-to-end profile's `first_sentence_example`): it runs and
+    reaches the results table."""
+    rows = [r for r in csv.DictReader((e2e_run.results / "results.csv").open())
+            if r["benchmark"] == "synth" and r["method"] == "first_sentence_example"]
+    assert [(r["k"], r["n"]) for r in rows] == [("all", "8")]
     assert float(rows[0]["tokens_context"]) > 0
+    preds = e2e_run.results / "predictions/synth/first_sentence_example/kall.jsonl"
+    assert [len(json.loads(line)["retrieved_ids"]) for line in preds.open()] == [1] * 8  # its one sentence each
