@@ -93,12 +93,13 @@ def check_training_options(config: dict, source: str) -> None:
             except (TypeError, ValueError) as e:
                 raise InputError(f"{source}: {section}.{name}.train: {e}") from None
     for name, entry in (config.get("compressors") or {}).items():  # the compressor itself and its latent index
-        for where, cls, part in ((f"compressors.{name}", CompressorConfig, entry),
-                                 (f"compressors.{name}.index", IndexConfig, entry.get("index") or {})):
-            try:
-                cls.from_dict(dict(part))
-            except (TypeError, ValueError) as e:
-                raise InputError(f"{source}: {where}: {e}") from None
+        where = f"compressors.{name}"
+        try:
+            compressor = CompressorConfig.from_dict(dict(entry))
+            where += ".index"
+            IndexConfig.from_dict(dict(entry.get("index") or {})).check_dims(compressor.retrieval_dim)
+        except (TypeError, ValueError) as e:
+            raise InputError(f"{source}: {where}: {e}") from None
 
 
 def load_config(path: str | os.PathLike) -> dict:

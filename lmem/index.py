@@ -145,14 +145,11 @@ def build_index(compressor, examples: list[Example], out_dir: str | Path, batch_
 def _write_faiss(embeddings: np.ndarray, path: Path, faiss_type: str, nlist: int, pca: int = 0,
                  refine: int = 0) -> None:
     d = embeddings.shape[1]
+    # checked on every corpus, also one small enough for the flat fallback below (as when the profile loaded)
+    IndexConfig(faiss=faiss_type, nlist=nlist, pca=pca, refine=refine).check_dims(d)
     if faiss_type in ("ivf", "ivfpq") and len(embeddings) >= 39 * nlist:
         if faiss_type == "ivfpq":  # one one-byte code per 4 dimensions (of the PCA rotation's `pca`, if any)
-            if pca > d:
-                raise ValueError(f"index pca {pca} is more than the retrieval embeddings' {d} dimensions")
             coded = pca or d
-            if refine and coded % refine:
-                raise ValueError(f"index refine {refine} must divide the {coded} dimensions the codes cover (each "
-                                 f"of its bytes codes {coded} / refine of them): pick a divisor of {coded}")
             rotate = f"PCA{pca}," if pca else ""
             # IVFPQR (a second code of what the first leaves) exists for L2 only; on the unit retrieval embeddings
             # L2 ranks as inner product does (|q - x|^2 = 2 - 2 q.x; after a PCA rotation, as the rotated part of

@@ -208,6 +208,18 @@ class IndexConfig:
         if not isinstance(self.refine, int) or self.refine < 0:
             raise ValueError(f"refine must be 0 (no second code) or a positive number of bytes; got {self.refine!r}")
 
+    def check_dims(self, d: int) -> None:
+        """The ivfpq options against the retrieval embeddings' d dimensions (the compressor's retrieval_dim): the
+        PCA rotation keeps at most d, and the second code's bytes divide the dimensions the codes cover."""
+        if self.faiss != "ivfpq":
+            return
+        if self.pca > d:
+            raise ValueError(f"pca {self.pca} is more than the retrieval embeddings' {d} dimensions (retrieval_dim)")
+        coded = self.pca or d
+        if self.refine and coded % self.refine:
+            raise ValueError(f"refine {self.refine} must divide the {coded} dimensions the codes cover (each of its "
+                             f"bytes codes {coded} / refine of them): pick a divisor of {coded}")
+
 
 def check_choice(name: str, value, allowed: tuple) -> None:
     if value not in allowed:

@@ -138,6 +138,11 @@ def test_a_methods_options_and_defaults_are_declared_once(tmp_path, monkeypatch)
     ({"dtype": "int3"}, r"compressors.smollm2: dtype must be one of float32, bfloat16, float16; got 'int3'"),
     ({"index": {"nprob": 3}}, r"compressors.smollm2.index: unknown index options \['nprob'\]; known: \[.*'nprobe'"),
     ({"index": {"storages": ["pq9"]}}, r"compressors.smollm2.index: storages must be a non-empty list of fp16, int8, pq"),
+    # against the compressor's retrieval_dim (512), before any index is built (also one that falls back to flat)
+    ({"index": {"faiss": "ivfpq", "refine": 96}}, r"compressors.smollm2.index: refine 96 must divide the 512 "
+                                                  r"dimensions the codes cover .*pick a divisor of 512"),
+    ({"retrieval_dim": 64, "index": {"faiss": "ivfpq", "pca": 128}},
+     r"compressors.smollm2.index: pca 128 is more than the retrieval embeddings' 64 dimensions"),
     ({"val_data": {"loader": "hotpotqa", "source": {"pth": "x"}}},
      r"at compressors/smollm2/val_data/source: Additional properties are not allowed \('pth' was unexpected\)"),
 ])
