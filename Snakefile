@@ -18,6 +18,28 @@ include: "workflows/rules/evaluate.smk"
 include: "workflows/rules/report.smk"
 
 
+# Local runs: one fork server imports torch and transformers once and runs each model job in a child of its own
+# (lmem/worker.py; `worker: false` turns it off). Remote executors (SLURM) never use it: each job runs as it is.
+WORKER = []
+
+
+onstart:
+    if config["worker"] and workflow.local_exec:
+        from lmem.worker import Server
+
+        WORKER.append(Server(f"{OUT}/logs/worker.log"))
+
+
+onsuccess:
+    for server in WORKER:
+        server.stop()
+
+
+onerror:
+    for server in WORKER:
+        server.stop()
+
+
 rule all:
     input:
         rules.report.output,

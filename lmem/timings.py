@@ -4,8 +4,9 @@ Every rule that does real work (prepare, train, train_xrag, train_vision, index,
 `results/<profile>/benchmarks/<rule>/<job>.tsv` (Snakemake measures wall seconds `s` and peak resident memory
 `max_rss`, MB). `timings.csv` holds one row per job (`rule`, `job`, `s`, `max_rss`); `timings.md` sums them by
 rule. The sum of job seconds is CPU-serial time: with `--cores N` jobs overlap, so a run's wall time can be less.
-A job whose benchmark file is missing is an error (it has not run, or its file was removed): the table accounts
-for every job the report covers, and only those.
+A job the fork server ran (lmem/worker.py) has its child's peak memory beside its benchmark file (`<file>.worker`);
+its max_rss is the larger of the two. A job whose benchmark file is missing is an error (it has not run, or its file
+was removed): the table accounts for every job the report covers, and only those.
 
 A trained-work job (train, train_xrag, train_vision) writes its file under `<work_dir>/benchmarks/<rule>/<id>.tsv`
 and is named `<rule>/<entry>=<that file>`: a profile that reuses another's training reports the time it took.
@@ -17,6 +18,7 @@ Usage: python -m lmem.timings --benchmarks results/<profile>/benchmarks --jobs t
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +40,10 @@ def read_job(bench_dir: Path, job: str) -> dict:
         raise InputError(f"{path}: not a Snakemake benchmark file (columns s, max_rss); delete it and rerun the job")
     rule, _, name = job.partition("/")
     max_rss = pd.to_numeric(df["max_rss"].iloc[-1], errors="coerce")  # "-" when not measured
+    served = path.with_name(path.name + ".worker")  # a job the fork server ran: its child's peak (lmem.worker)
+    if served.exists():
+        child = float(json.loads(served.read_text())["max_rss"])
+        max_rss = child if pd.isna(max_rss) else max(float(max_rss), child)
     return {"rule": rule, "job": name, "s": round(float(df["s"].iloc[-1]), 2),
             "max_rss": None if pd.isna(max_rss) else round(float(max_rss), 1)}
 

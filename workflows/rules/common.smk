@@ -8,6 +8,16 @@ STAGES = Stages(config)
 OUT = STAGES.out
 WORK = STAGES.work  # trained work, in folders named by a hash of what made it (lmem/work.py)
 RUNS = STAGES.runs
+# the model stages' benchmark files (Snakemake `benchmark:`, read by lmem.timings); a job the fork server runs
+# (lmem/worker.py) writes its child's peak memory beside its file, as <file>.worker
+BENCH = {
+    "run": f"{OUT}/benchmarks/run/{{benchmark}}/{{method}}/k{{k}}.tsv",
+    "index": f"{OUT}/benchmarks/index/{{compressor}}-{{stage}}/{{benchmark}}.tsv",
+    "embed": f"{OUT}/benchmarks/embed/{{benchmark}}.tsv",
+    "train": f"{WORK}/benchmarks/train/{{cid}}.tsv",
+    "train_xrag": f"{WORK}/benchmarks/train_xrag/{{pid}}.tsv",
+    "train_vision": f"{WORK}/benchmarks/train_vision/{{vid}}.tsv",
+}
 
 
 wildcard_constraints:

@@ -5,16 +5,18 @@ rule run_method:
         predictions=f"{OUT}/predictions/{{benchmark}}/{{method}}/k{{k}}.jsonl",
         meta=f"{OUT}/predictions/{{benchmark}}/{{method}}/k{{k}}.meta.json",
     params:
+        memory=BENCH["run"] + ".worker",
         spec=lambda w: spec_arg(STAGES.run_spec(w.method, w.benchmark)),
     threads: 2
     log:
         f"{OUT}/logs/run/{{benchmark}}/{{method}}/k{{k}}.log",
     benchmark:
-        f"{OUT}/benchmarks/run/{{benchmark}}/{{method}}/k{{k}}.tsv"
+        BENCH["run"]
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.run --data {input.data} --spec {params.spec} --k {wildcards.k}"
+        "python -m lmem.worker --memory {params.memory} lmem.run"
+        " --data {input.data} --spec {params.spec} --k {wildcards.k}"
         " --out {output.predictions} --threads {threads} > {log} 2>&1"
 
 

@@ -5,6 +5,7 @@ rule build_latent_index:
     output:
         meta=f"{OUT}/latent_index/{{compressor}}-{{stage}}/{{benchmark}}/meta.json",
     params:
+        memory=BENCH["index"] + ".worker",
         spec=lambda w: spec_arg(STAGES.index_spec(w.compressor, w.benchmark)),
         checkpoint_dir=lambda w, input: os.path.dirname(input.checkpoint),
         out_dir=lambda w, output: os.path.dirname(output.meta),
@@ -12,11 +13,12 @@ rule build_latent_index:
     log:
         f"{OUT}/logs/index/{{compressor}}-{{stage}}/{{benchmark}}.log",
     benchmark:
-        f"{OUT}/benchmarks/index/{{compressor}}-{{stage}}/{{benchmark}}.tsv"
+        BENCH["index"]
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.index --checkpoint {params.checkpoint_dir} --data {input.data} --out {params.out_dir}"
+        "python -m lmem.worker --memory {params.memory} lmem.index"
+        " --checkpoint {params.checkpoint_dir} --data {input.data} --out {params.out_dir}"
         " --spec {params.spec} --threads {threads} > {log} 2>&1"
 
 
@@ -28,14 +30,16 @@ rule embed_corpus:
         embeddings=f"{OUT}/embeddings/{{benchmark}}/retriever.safetensors",
         meta=f"{OUT}/embeddings/{{benchmark}}/retriever.safetensors.meta.json",
     params:
+        memory=BENCH["embed"] + ".worker",
         spec=lambda w: spec_arg(config["retriever"]),
     threads: 2
     log:
         f"{OUT}/logs/embed/{{benchmark}}.log",
     benchmark:
-        f"{OUT}/benchmarks/embed/{{benchmark}}.tsv"
+        BENCH["embed"]
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.corpus --data {input.data} --spec {params.spec} --out {output.embeddings}"
+        "python -m lmem.worker --memory {params.memory} lmem.corpus"
+        " --data {input.data} --spec {params.spec} --out {output.embeddings}"
         " --threads {threads} > {log} 2>&1"

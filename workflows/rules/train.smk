@@ -11,6 +11,7 @@ rule train_compressor:
         init=f"{WORK}/compressors/{{cid}}/init/compressor.safetensors",
         log_csv=f"{WORK}/compressors/{{cid}}/train_log.csv",
     params:
+        memory=BENCH["train"] + ".worker",
         spec=lambda w: spec_arg(STAGES.train_spec(entry(w)[1])),
         partial=partial_dir,
         out_dir=lambda w, output: os.path.dirname(os.path.dirname(output.best)),
@@ -18,11 +19,12 @@ rule train_compressor:
     log:
         f"{WORK}/logs/train/{{cid}}.log",
     benchmark:
-        f"{WORK}/benchmarks/train/{{cid}}.tsv"
+        BENCH["train"]
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.train_compressor --spec {params.spec} --out {params.partial} --publish {params.out_dir}"
+        "python -m lmem.worker --memory {params.memory} lmem.train_compressor"
+        " --spec {params.spec} --out {params.partial} --publish {params.out_dir}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -34,6 +36,7 @@ rule train_xrag:
         projector=f"{WORK}/projectors/{{pid}}/projector.safetensors",
         log_csv=f"{WORK}/projectors/{{pid}}/train_log.csv",
     params:
+        memory=BENCH["train_xrag"] + ".worker",
         spec=lambda w: spec_arg(STAGES.xrag_spec(entry(w)[1])),
         partial=partial_dir,
         out_dir=lambda w, output: os.path.dirname(output.projector),
@@ -41,11 +44,12 @@ rule train_xrag:
     log:
         f"{WORK}/logs/train_xrag/{{pid}}.log",
     benchmark:
-        f"{WORK}/benchmarks/train_xrag/{{pid}}.tsv"
+        BENCH["train_xrag"]
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.train_xrag --spec {params.spec} --out {params.partial} --publish {params.out_dir}"
+        "python -m lmem.worker --memory {params.memory} lmem.train_xrag"
+        " --spec {params.spec} --out {params.partial} --publish {params.out_dir}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -57,6 +61,7 @@ rule train_vision:
         projector=f"{WORK}/vision/{{vid}}/projector.safetensors",
         log_csv=f"{WORK}/vision/{{vid}}/train_log.csv",
     params:
+        memory=BENCH["train_vision"] + ".worker",
         spec=lambda w: spec_arg(STAGES.vision_spec(entry(w)[1])),
         partial=partial_dir,
         out_dir=lambda w, output: os.path.dirname(output.projector),
@@ -64,9 +69,10 @@ rule train_vision:
     log:
         f"{WORK}/logs/train_vision/{{vid}}.log",
     benchmark:
-        f"{WORK}/benchmarks/train_vision/{{vid}}.tsv"
+        BENCH["train_vision"]
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.train_vision --spec {params.spec} --out {params.partial} --publish {params.out_dir}"
+        "python -m lmem.worker --memory {params.memory} lmem.train_vision"
+        " --spec {params.spec} --out {params.partial} --publish {params.out_dir}"
         " --threads {threads} > {log} 2>&1"
