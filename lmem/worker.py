@@ -27,6 +27,7 @@ Usage: python -m lmem.worker serve SOCKET [--parent PID] [--idle S]
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import json
 import os
@@ -40,6 +41,8 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+
+from lmem.io import write_json
 
 ENV_VAR = "LMEM_WORKER"
 # what the server imports once (then each child re-imports nothing): the model stages' modules
@@ -80,26 +83,57 @@ def _recv(conn: socket.socket, nfds: int = 0) -> tuple[dict, list[int]]:
     return json.loads(buf[HEADER.size:HEADER.size + n]), fds
 
 
+def python_identity() -> list[str]:
+    """Which Python this is: `python` and `python3` of one installation are the same, a venv or conda env another."""
+    return [os.path.realpath(sys.executable), sys.prefix, sys.version]
+
+
 # -- the client: one job ------------------------------------------------------------------------------------------
+def _ready(path: str, wait: float = 60.0) -> bool:
+    """Is the server at `path` there? A job that starts while the server is still importing (its first seconds)
+    waits for it, as long as its process lives (`pid` beside the socket)."""
+    folder = os.path.dirname(path)
+    deadline = time.time() + wait
+    while not os.path.exists(path):
+        try:
+            pid = int(Path(folder, "pid").read_text())
+            os.kill(pid, 0)
+        except (OSError, ValueError):  # no server folder, no pid, or the server is gone
+            return False
+        if time.time() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def served(module: str, args: list[str]) -> dict | None:
     """`module`'s main(args) run by the server: {"status": exit status, "max_rss": the child's peak resident memory,
     MB}; or None when there is no server to run it (or it refuses): the caller then runs it itself."""
     path = os.environ.get(ENV_VAR)
-    if not path or not os.path.exists(path):
+    if not path or not _ready(path):
         return None
     sys.stdout.flush()
     sys.stderr.flush()
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        conn.connect(path)
-        _send(conn, {"module": module, "args": args, "cwd": os.getcwd(), "env": dict(os.environ),
-                     "executable": sys.executable}, [sys.stdout.fileno(), sys.stderr.fileno()])
-        reply, _ = _recv(conn)
-    except OSError:  # the server gone (its run ended, or it was killed): this job runs here
-        return None
+        try:
+            conn.connect(path)
+            _send(conn, {"module": module, "args": args, "cwd": os.getcwd(), "env": dict(os.environ),
+                         "python": python_identity()}, [sys.stdout.fileno(), sys.stderr.fileno()])
+        except OSError:  # the server gone (its run ended, or it was killed) before it took the job: it runs here
+            return None
+        try:
+            reply, _ = _recv(conn)
+        except OSError:  # it took the job and went away: the job may have half run, so it fails (no second run)
+            print(f"lmem.worker: the server at {path} stopped while it ran {module}; rerun the job",
+                  file=sys.stderr)
+            return {"status": 1, "max_rss": None}
     finally:
         conn.close()
-    return None if "refused" in reply else reply
+    if "refused" in reply:
+        print(f"lmem.worker: not served ({reply['refused']}); running {module} in this process", file=sys.stderr)
+        return None
+    return reply
 
 
 def run_here(module: str, args: list[str]) -> int:
@@ -123,9 +157,9 @@ def client(module: str, args: list[str], memory: str | None = None) -> int:
     reply = served(module, args)
     if reply is None:
         return run_here(module, args)
-    if memory:
+    if memory and reply["max_rss"] is not None:
         Path(memory).parent.mkdir(parents=True, exist_ok=True)
-        Path(memory).write_text(json.dumps({"max_rss": reply["max_rss"]}) + "\n")
+        write_json(memory, {"max_rss": reply["max_rss"]})
     return int(reply["status"])
 
 
@@ -136,6 +170,10 @@ def _child(request: dict, fds: list[int], close: list[socket.socket]) -> None:
     try:
         for s in close:
             s.close()
+        try:  # Linux: die with the server, never run on as an orphan beside a job its client would rerun
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.dup2(fds[0], 1)
@@ -187,16 +225,19 @@ def serve(path: str, parent: int | None = None, idle: float = 3600.0) -> None:
                 if s is listener:
                     conn, _ = listener.accept()
                     last = time.time()
+                    conn.settimeout(30)  # a client that connects and sends nothing does not stall the others
                     try:
                         request, fds = _recv(conn, 2)
                     except (OSError, ValueError):
                         conn.close()
                         continue
+                    conn.settimeout(None)
                     differs = sorted(k for k in set(own_env) | set(import_time_env(request["env"]))
                                      if own_env.get(k) != request["env"].get(k))
-                    if request.get("executable") != sys.executable or differs or len(fds) != 2 or cuda_started:
+                    if request.get("python") != python_identity() or differs or len(fds) != 2 or cuda_started:
                         why = (f"environment differs: {differs}" if differs else
                                "CUDA started in the server" if cuda_started else "another Python")
+                        print(f"lmem.worker: refused {request.get('module')} {request.get('args')}: {why}", flush=True)
                         _send(conn, {"refused": why})
                         conn.close()
                         for fd in fds:
@@ -244,6 +285,7 @@ class Server:
             self.proc = subprocess.Popen([sys.executable, "-m", "lmem.worker", "serve", self.path, "--parent",
                                           str(os.getpid())], stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
+        Path(self.dir, "pid").write_text(f"{self.proc.pid}\n")
         os.environ[ENV_VAR] = self.path  # the jobs' environment: they look for the socket there
 
     def stop(self) -> None:
