@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from lmem.io import InputError, atomic_path, write_text
+from lmem.worker import memory_file
 
 COLUMNS = ["rule", "job", "s", "max_rss"]
 
@@ -40,7 +41,7 @@ def read_job(bench_dir: Path, job: str) -> dict:
         raise InputError(f"{path}: not a Snakemake benchmark file (columns s, max_rss); delete it and rerun the job")
     rule, _, name = job.partition("/")
     max_rss = pd.to_numeric(df["max_rss"].iloc[-1], errors="coerce")  # "-" when not measured
-    served = path.with_name(path.name + ".worker")  # a job the fork server ran: its child's peak (lmem.worker)
+    served = Path(memory_file(path))  # a job the fork server ran: its child's peak (lmem.worker)
     if served.exists():
         child = float(json.loads(served.read_text())["max_rss"])
         max_rss = child if pd.isna(max_rss) else max(float(max_rss), child)

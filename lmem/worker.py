@@ -54,6 +54,11 @@ IMPORT_TIME_ENV = ("ATEN_", "MKL_", "ONEDNN_", "DNNL_", "OMP_", "KMP_", "GOMP_",
 HEADER = struct.Struct("!Q")
 
 
+def memory_file(benchmark: str | os.PathLike) -> str:
+    """Where a served job's child's peak memory goes: beside the job's Snakemake benchmark file (lmem.timings)."""
+    return f"{benchmark}.worker"
+
+
 def import_time_env(env: dict) -> dict:
     """The variables of `env` that must be the server's. Not the thread counts Snakemake sets per job
     (OMP_NUM_THREADS, MKL_NUM_THREADS, ...): a child sets its thread count from them, as a fresh process would."""
@@ -158,7 +163,6 @@ def client(module: str, args: list[str], memory: str | None = None) -> int:
     if reply is None:
         return run_here(module, args)
     if memory and reply["max_rss"] is not None:
-        Path(memory).parent.mkdir(parents=True, exist_ok=True)
         write_json(memory, {"max_rss": reply["max_rss"]})
     return int(reply["status"])
 
@@ -261,7 +265,8 @@ def serve(path: str, parent: int | None = None, idle: float = 3600.0) -> None:
                 conn = children.pop(pid)
                 last = time.time()
                 try:  # ru_maxrss: KB on Linux
-                    _send(conn, {"status": os.waitstatus_to_exitcode(status), "max_rss": round(usage.ru_maxrss / 1024, 1)})
+                    _send(conn, {"status": os.waitstatus_to_exitcode(status),
+                                 "max_rss": round(usage.ru_maxrss / 1024, 1)})
                 except OSError:
                     pass
                 conn.close()

@@ -1,6 +1,7 @@
 # What each stage receives is built in the package (lmem/specs.py, tested there); the rules name files and call it.
 from lmem.config import validate_config
 from lmem.specs import Stages, spec_arg
+from lmem.worker import memory_file
 
 # errors name the profile file(s) given with --configfile (or the embedded default)
 validate_config(config, ", ".join(map(str, workflow.configfiles)) or "snakemake config")
@@ -9,7 +10,7 @@ OUT = STAGES.out
 WORK = STAGES.work  # trained work, in folders named by a hash of what made it (lmem/work.py)
 RUNS = STAGES.runs
 # the model stages' benchmark files (Snakemake `benchmark:`, read by lmem.timings); a job the fork server runs
-# (lmem/worker.py) writes its child's peak memory beside its file, as <file>.worker
+# (lmem/worker.py) writes its child's peak memory beside its file (memory_file)
 BENCH = {
     "run": f"{OUT}/benchmarks/run/{{benchmark}}/{{method}}/k{{k}}.tsv",
     "index": f"{OUT}/benchmarks/index/{{compressor}}-{{stage}}/{{benchmark}}.tsv",

@@ -5,7 +5,7 @@ rule run_method:
         predictions=f"{OUT}/predictions/{{benchmark}}/{{method}}/k{{k}}.jsonl",
         meta=f"{OUT}/predictions/{{benchmark}}/{{method}}/k{{k}}.meta.json",
     params:
-        memory=BENCH["run"] + ".worker",
+        memory=memory_file(BENCH["run"]),
         spec=lambda w: spec_arg(STAGES.run_spec(w.method, w.benchmark)),
     threads: 2
     log:

@@ -5,7 +5,7 @@ rule build_latent_index:
     output:
         meta=f"{OUT}/latent_index/{{compressor}}-{{stage}}/{{benchmark}}/meta.json",
     params:
-        memory=BENCH["index"] + ".worker",
+        memory=memory_file(BENCH["index"]),
         spec=lambda w: spec_arg(STAGES.index_spec(w.compressor, w.benchmark)),
         checkpoint_dir=lambda w, input: os.path.dirname(input.checkpoint),
         out_dir=lambda w, output: os.path.dirname(output.meta),
@@ -30,7 +30,7 @@ rule embed_corpus:
         embeddings=f"{OUT}/embeddings/{{benchmark}}/retriever.safetensors",
         meta=f"{OUT}/embeddings/{{benchmark}}/retriever.safetensors.meta.json",
     params:
-        memory=BENCH["embed"] + ".worker",
+        memory=memory_file(BENCH["embed"]),
         spec=lambda w: spec_arg(config["retriever"]),
     threads: 2
     log:

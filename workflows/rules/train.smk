@@ -11,7 +11,7 @@ rule train_compressor:
         init=f"{WORK}/compressors/{{cid}}/init/compressor.safetensors",
         log_csv=f"{WORK}/compressors/{{cid}}/train_log.csv",
     params:
-        memory=BENCH["train"] + ".worker",
+        memory=memory_file(BENCH["train"]),
         spec=lambda w: spec_arg(STAGES.train_spec(entry(w)[1])),
         partial=partial_dir,
         out_dir=lambda w, output: os.path.dirname(os.path.dirname(output.best)),
@@ -36,7 +36,7 @@ rule train_xrag:
         projector=f"{WORK}/projectors/{{pid}}/projector.safetensors",
         log_csv=f"{WORK}/projectors/{{pid}}/train_log.csv",
     params:
-        memory=BENCH["train_xrag"] + ".worker",
+        memory=memory_file(BENCH["train_xrag"]),
         spec=lambda w: spec_arg(STAGES.xrag_spec(entry(w)[1])),
         partial=partial_dir,
         out_dir=lambda w, output: os.path.dirname(output.projector),
@@ -61,7 +61,7 @@ rule train_vision:
         projector=f"{WORK}/vision/{{vid}}/projector.safetensors",
         log_csv=f"{WORK}/vision/{{vid}}/train_log.csv",
     params:
-        memory=BENCH["train_vision"] + ".worker",
+        memory=memory_file(BENCH["train_vision"]),
         spec=lambda w: spec_arg(STAGES.vision_spec(entry(w)[1])),
         partial=partial_dir,
         out_dir=lambda w, output: os.path.dirname(output.projector),
