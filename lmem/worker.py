@@ -238,9 +238,12 @@ def serve(path: str, parent: int | None = None, idle: float = 3600.0) -> None:
                     conn.settimeout(None)
                     differs = sorted(k for k in set(own_env) | set(import_time_env(request["env"]))
                                      if own_env.get(k) != request["env"].get(k))
-                    if request.get("python") != python_identity() or differs or len(fds) != 2 or cuda_started:
-                        why = (f"environment differs: {differs}" if differs else
-                               "CUDA started in the server" if cuda_started else "another Python")
+                    why = ("another Python" if request.get("python") != python_identity() else
+                           f"environment differs: {differs}" if differs else
+                           "CUDA started in the server" if cuda_started else
+                           f"{len(fds)} file descriptors sent, not the job's stdout and stderr" if len(fds) != 2 else
+                           None)
+                    if why:
                         print(f"lmem.worker: refused {request.get('module')} {request.get('args')}: {why}", flush=True)
                         _send(conn, {"refused": why})
                         conn.close()
