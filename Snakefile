@@ -18,7 +18,7 @@ include: "workflows/rules/evaluate.smk"
 include: "workflows/rules/report.smk"
 
 
-# Local runs: one fork server imports torch and transformers once and runs each model job in a child of its own
+# Local runs: one fork server imports torch and transformers once and runs each stage's job in a child of its own
 # (lmem/worker.py; `worker: false` turns it off). Remote executors (SLURM) never use it: each job runs as it is.
 WORKER = []
 

@@ -1,7 +1,8 @@
-"""A fork server for the DAG's model stages, so that a local run imports torch and transformers once, not per job.
+"""A fork server for the DAG's Python stages, so that a local run imports torch and transformers once, not per job.
 
 Each job of the DAG is a fresh Python process, and on a CPU most of a short job is start-up: importing torch and
-transformers' model code takes about 4.6 s here (2 cores), against 2-4 s of actual work in a small `run_method` job.
+transformers' model code takes about 4.6 s here (2 cores), against 2-4 s of actual work in a small `run_method` job,
+and a `score` job imports them too (through `evaluate`), for 0.1 s of work.
 In a local run (`worker: true`, the default) the Snakefile's `onstart` starts one server
 (`python -m lmem.worker serve SOCKET`) that imports those modules once and waits. A job's command is
 `python -m lmem.worker lmem.run ARGS`; this client imports nothing heavy and hands the server its arguments,
@@ -45,8 +46,11 @@ from pathlib import Path
 from lmem.io import write_json
 
 ENV_VAR = "LMEM_WORKER"
-# what the server imports once (then each child re-imports nothing): the model stages' modules
-PRELOAD = ("lmem.run", "lmem.index", "lmem.corpus", "lmem.train_compressor", "lmem.train_xrag", "lmem.train_vision")
+# what the server imports once (then each child re-imports nothing): the model stages' modules, then scoring (its
+# metrics load through `evaluate`, which imports transformers' pipelines: 4.7 s of a score job's 6.9 here) and the
+# report's three modules (matplotlib and pandas; the kernel fingerprint's torch)
+PRELOAD = ("lmem.run", "lmem.index", "lmem.corpus", "lmem.train_compressor", "lmem.train_xrag", "lmem.train_vision",
+           "lmem.score", "evaluate", "lmem.report", "lmem.timings", "lmem.numerics")
 # environment variables whose values are read when torch, MKL, oneDNN, OpenMP, transformers or lmem's baselines are
 # imported or first used: a job whose values differ from the server's runs in its own process instead
 IMPORT_TIME_ENV = ("ATEN_", "MKL_", "ONEDNN_", "DNNL_", "OMP_", "KMP_", "GOMP_", "CUDA_", "PYTORCH_", "TORCH_", "HF_",

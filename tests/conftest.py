@@ -107,6 +107,10 @@ class FirstSentence(TextEvidenceBaseline):
 '''
 
 E2E_SYNTH = {"seed": 1, "n_train": 8, "n_dev": 2, "n_test": 8}
+# the end-to-end profile's model jobs on one thread each, so that `--cores 2` runs two at a time: each is mostly
+# loading small models and 8 questions' work, which one thread does about as fast as two. The SLURM test runs its
+# slice with the same threads, so that both runs compute alike (its determinism check)
+E2E_THREADS = ["--set-threads", "train_compressor=1", "build_latent_index=1", "embed_corpus=1", "run_method=1"]
 
 
 def e2e_config(results_dir, tiny_llama, methods: list[str] | None = None) -> dict:
@@ -170,6 +174,6 @@ def e2e_run(tmp_path_factory, tiny_llama) -> E2ERun:
     path = tmp / "e2e.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), "--cores", "2",
-                    env=env)
+                    *E2E_THREADS, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     return E2ERun(cfg, path, tmp / "results" / "e2e", env, out)

@@ -81,10 +81,12 @@ def test_prefix_cache_decodes_as_the_plain_path(generator, base_config):
     emb = generator.model.get_input_embeddings().weight.detach()
     latent = [encode_latent(tok, q, n, base_config["prompt"]) for q, n in zip(questions, [1, 2, 1, 3, 2])]
     vectors = [emb[torch.arange(n) * 97 + 1000 + i] for i, n in enumerate([1, 2, 1, 3, 2])]
-    for stop in ([], ["\n"]):
+    for stop in ([], ["\n"]):  # 6 new tokens: past the first line of the list question's answer
         plain, cached = _both_paths(generator, lambda: (generator.generate(text),
-                                                        generator.generate_latent(latent, vectors)), stop=stop)
+                                                        generator.generate_latent(latent, vectors)),
+                                    stop=stop, max_new_tokens=6)
         assert plain == cached
+        assert stop or any("\n" in a for a in plain[0])  # without a stop string an answer runs over a new line
     assert generator.shared_prefix([p.input_ids for p in text]) > 30  # the template and system prompt are shared
     targets = [generator.answer_ids(a, 4) for a in ["Paris", "Pell", "Bo", "red", "blue"]]
     (pi, pl), (ci, cl) = _both_paths(generator, lambda: generator.forced_topk(text, targets, 8, 4))

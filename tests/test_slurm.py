@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import OFFLINE_ENV, e2e_config, in_ci, snakemake
+from conftest import E2E_THREADS, OFFLINE_ENV, e2e_config, in_ci, snakemake
 
 
 ENV = OFFLINE_ENV
@@ -36,9 +36,11 @@ def have_cluster() -> bool:
     return up
 
 
-# the plugin's first status check 8 s after a submission instead of 40 (then 10 s more after each check that finds
-# nothing done): a job here takes 14-28 s, most of it Snakemake's own start-up inside the job
-SLURM = ["--workflow-profile", "workflows/profiles/slurm-cpu", "--slurm-init-seconds-before-status-checks", "8"]
+# the plugin's first status check 4 s after a submission instead of 40, then one every 3 s instead of 10: a job here
+# takes 7-29 s, most of it start-up (Snakemake's inside the job, then Python's imports); a real cluster's accounting
+# is better polled at the defaults
+SLURM = ["--workflow-profile", "workflows/profiles/slurm-cpu", "--slurm-init-seconds-before-status-checks", "4",
+         "--seconds-between-status-checks", "3"]
 
 
 SLICE = ["closed_book", "latent_memory"]  # the end-to-end profile's methods that the cluster runs: every stage
@@ -65,7 +67,7 @@ def test_the_dag_on_a_slurm_cluster(request, tmp_path, tiny_llama):
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
         if profile is SLURM:  # each run its own SLURM log folder: a run's clean-up at its end removes empty ones
             profile = SLURM + ["--slurm-logdir", str(tmp_path / name / "slurm_logs")]
-        return snakemake(*profile, "--configfile", str(tmp_path / f"{name}.yaml"), background=True)
+        return snakemake(*profile, *E2E_THREADS, "--configfile", str(tmp_path / f"{name}.yaml"), background=True)
 
     # the end-to-end profile's slice (SLICE) on the cluster, and a slice with a job that fails (a method whose
     # generator does not exist), while the whole profile runs locally (conftest.e2e_run: a SLURM run is mostly

@@ -24,16 +24,17 @@ def test_a_served_stage_computes_as_one_in_its_own_process(tmp_path):
         server = subprocess.Popen([sys.executable, "-m", "lmem.worker", "serve", str(sock), "--idle", "300"],
                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
+        # lmem.numerics hashes every output bit of the kernels training uses (forward, backward, AdamW): the
+        # forked child computes them as a fresh process does, on the same thread count. The fresh process first,
+        # while the server imports
+        mem = {name: tmp_path / f"{name}.worker" for name in ("here", "served", "other")}
+        here = stage(["--memory", str(mem["here"]), "lmem.numerics", "--out", str(tmp_path / "here.json"),
+                      "--threads", "2"], env)
         deadline = time.time() + 120
         while not sock.exists() and server.poll() is None and time.time() < deadline:
             time.sleep(0.2)
         assert sock.exists(), (tmp_path / "server.log").read_text()
         served_env = dict(env, LMEM_WORKER=str(sock))
-        # lmem.numerics hashes every output bit of the kernels training uses (forward, backward, AdamW): the
-        # forked child computes them as a fresh process does, on the same thread count
-        mem = {name: tmp_path / f"{name}.worker" for name in ("here", "served", "other")}
-        here = stage(["--memory", str(mem["here"]), "lmem.numerics", "--out", str(tmp_path / "here.json"),
-                      "--threads", "2"], env)
         served = stage(["--memory", str(mem["served"]), "lmem.numerics", "--out", str(tmp_path / "served.json"),
                         "--threads", "2"], served_env)
         assert here.returncode == 0 and served.returncode == 0, here.stderr[-2000:] + served.stderr[-2000:]

@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from conftest import ROOT, snakemake
+from conftest import E2E_THREADS, ROOT, snakemake
 
 
 def planned(cfg: dict, path, *args, env=None) -> dict[str, int]:
@@ -150,7 +150,7 @@ def test_end_to_end_tiny_profile(e2e_run, tmp_path, tiny_llama):
     assert jobs["run_method"] == 5, jobs  # latent_memory, _untrained, _shuffled, _variants and cross_family only
     # a forced retrain trains again from step 0 and succeeds
     best = work / f"compressors/{cid}/best/compressor.safetensors"
-    forced = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path),
+    forced = snakemake("--workflow-profile", "workflows/profiles/default", "--configfile", str(path), *E2E_THREADS,
                        "--forcerun", "train_compressor", "--cores", "2", str(best), env=env)
     assert forced.returncode == 0, forced.stderr[-3000:]
     log_rows = list(csv.DictReader((work / f"compressors/{cid}/train_log.csv").open()))

@@ -35,5 +35,5 @@ rule score:
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.score --predictions {input.predictions} --data {input.data} --out {output.row}"
+        "python -m lmem.worker lmem.score --predictions {input.predictions} --data {input.data} --out {output.row}"
         " --bootstrap {params.bootstrap} --seed {params.seed} > {log} 2>&1"
