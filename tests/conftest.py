@@ -1,6 +1,8 @@
 import os
+import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,12 +84,14 @@ def tiny_llama(tmp_path_factory, smollm2):
     return str(path)
 
 
-def snakemake(*args, cwd=ROOT, env=None, background=False):
-    """`python -m snakemake ARGS` in the repository, offline; finished (CompletedProcess), or started (Popen) when
-    `background`."""
+def snakemake(*args, cwd=ROOT, env=None, log: Path | None = None, nice: int = 0):
+    """`python -m snakemake ARGS` in the repository, offline: finished (CompletedProcess), or, with a `log` file,
+    started in the background (Popen) with its stdout and stderr going to that file, at niceness `nice`."""
     cmd, env = [sys.executable, "-m", "snakemake", *args], {**OFFLINE_ENV, **(env or {})}
-    if background:
-        return subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if log is not None:
+        with open(log, "w") as out:
+            return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    preexec_fn=(lambda: os.nice(nice)) if nice else None)
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
 
 
@@ -177,3 +181,72 @@ def e2e_run(tmp_path_factory, tiny_llama) -> E2ERun:
                     *E2E_THREADS, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     return E2ERun(cfg, path, tmp / "results" / "e2e", env, out)
+
+
+# -- the SLURM test's runs (tests/test_slurm.py), started with the session -------------------------------------------
+# the plugin's first status check 4 s after a submission instead of 40, then one every 3 s instead of 10: a job here
+# takes 7-29 s, most of it start-up (Snakemake's inside the job, then Python's imports); a real cluster's accounting
+# is better polled at the defaults
+SLURM = ["--workflow-profile", "workflows/profiles/slurm-cpu", "--slurm-init-seconds-before-status-checks", "4",
+         "--seconds-between-status-checks", "3"]
+SLICE = ["closed_book", "latent_memory"]  # the end-to-end profile's methods that the cluster runs: every stage
+
+
+def cluster_up() -> bool:
+    """Does a SLURM cluster answer `scontrol ping`?"""
+    ping = shutil.which("scontrol") and subprocess.run(["scontrol", "ping"], env=OFFLINE_ENV, capture_output=True,
+                                                       text=True)
+    return bool(ping and ping.returncode == 0 and "UP" in ping.stdout)
+
+
+@dataclass
+class SlurmSlice:
+    tmp: Path            # each run's profile, results and log: tmp/<name>.yaml, tmp/<name>/, tmp/<name>.log
+    cluster: bool        # on a SLURM cluster (else the slice runs locally, and no run fails on purpose)
+    since: str           # when the runs started (sacct -S)
+    runs: dict           # name -> Popen: "cluster" (the slice) and, on a cluster, "failing"
+
+    def wait(self, timeout: float = 900) -> dict:
+        """name -> (exit status, log) of each run, once it has finished."""
+        return {name: (run.wait(timeout=timeout), (self.tmp / f"{name}.log").read_text())
+                for name, run in self.runs.items()}
+
+
+@pytest.fixture(scope="session")
+def slurm_slice(tmp_path_factory, tiny_llama):
+    """The end-to-end profile's slice (SLICE) on the cluster, and a slice with a job that fails (a method whose
+    generator does not exist), in the background. A SLURM run is mostly waiting (each job's start-up, status checks),
+    so the runs start with the session (_slurm_slice_early) and go on beside the rest of the suite, at niceness 19:
+    they take what CPU the tests leave idle (the cluster's jobs inherit it, workflows/slurm/cluster.sh sets
+    PropagatePrioProcess), so a test's torch threads do not wait on them. tests/test_slurm.py compares them with the
+    end-to-end profile's local run (e2e_run). Without a cluster (a user's machine) the slice runs locally: the
+    determinism check still runs, the SLURM checks are skipped."""
+    tmp = tmp_path_factory.mktemp("slurm")
+    cluster = cluster_up()
+
+    def start(name, profile, cfg):
+        (tmp / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+        if profile is SLURM:  # each run its own SLURM log folder: a run's clean-up at its end removes empty ones
+            profile = SLURM + ["--slurm-logdir", str(tmp / name / "slurm_logs")]
+        return snakemake(*profile, *E2E_THREADS, "--configfile", str(tmp / f"{name}.yaml"), log=tmp / f"{name}.log",
+                         nice=19)
+
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
+    local = ["--workflow-profile", "workflows/profiles/default", "--cores", "2"]
+    runs = {"cluster": start("cluster", SLURM if cluster else local, e2e_config(tmp / "cluster", tiny_llama, SLICE))}
+    if cluster:
+        broken = e2e_config(tmp / "failing", tiny_llama, [])
+        broken["methods"] = {"broken": {"class": "closed_book", "generator": {"model": str(tmp / "no-such-model")}}}
+        runs["failing"] = start("failing", SLURM, broken)
+    yield SlurmSlice(tmp, cluster, since, runs)
+    for run in runs.values():  # a session that ended before the test waited for them (-x, an interrupt)
+        if run.poll() is None:
+            run.terminate()
+            run.wait(timeout=120)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _slurm_slice_early(request):
+    """Start the SLURM test's runs before the session's first test, when that test is selected."""
+    if any("slurm_slice" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        request.getfixturevalue("slurm_slice")

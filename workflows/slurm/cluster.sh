@@ -107,6 +107,8 @@ ReturnToService=2
 # finished jobs stay visible to squeue a while (the plugin's optional squeue status command needs it)
 MinJobAge=300
 SchedulerType=sched/backfill
+# a job's processes run at the niceness of the sbatch that submitted it (the test suite submits its slice at 19)
+PropagatePrioProcess=1
 $node State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
