@@ -6,10 +6,9 @@ has more methods); then a job that fails.
 The cluster is any one `scontrol ping` answers, e.g. the single-node one of `workflows/slurm/cluster.sh up`
 (CI starts it in .ci/run). Absent: skipped on a user's machine, a failure under CI=true. The runs start with the
 session, in the background at niceness 19 (conftest.slurm_slice); this test waits for them and checks what they
-made. The real SmolLM2
-generator, a tiny random compressor (plumbing: the numbers only have to be equal, not good). The same profile from
-scratch locally and on the cluster is also the DAG's determinism check: the two give byte-identical predictions,
-weights and latents."""
+made. The real SmolLM2 generator, a tiny random compressor (plumbing: the numbers only have to be equal, not good).
+The same profile from scratch locally and on the cluster is also the DAG's determinism check: the two give
+byte-identical predictions, weights and latents."""
 
 import csv
 import re

@@ -23,7 +23,8 @@ rule report:
     conda:
         "../../environment.yml"
     shell:
-        "(python -m lmem.worker lmem.report --rows {input.rows} --out-dir {params.out_dir} --x {params.x} --y {params.y} &&"
+        "(python -m lmem.worker lmem.report --rows {input.rows} --out-dir {params.out_dir}"
+        " --x {params.x} --y {params.y} &&"
         " python -m lmem.worker lmem.timings --benchmarks {params.out_dir}/benchmarks --jobs {params.jobs}"
         " --out-dir {params.out_dir} &&"
         " python -m lmem.worker lmem.numerics --out {output.environment} --threads {threads}) > {log} 2>&1"
