@@ -1,7 +1,9 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   install, then run the DAG on the embedded default (synth, offline) -> results/demo/
 #   make test   install, then run the test suite
-# CI (.ci/run) runs `make test`, then `make regress` (the ci profile, compared with its reference results).
+# CI (.ci/run) runs `make test`, then `make regress` (the ci profile, compared with its reference results; training
+# jobs whose work the reference carries as seeds copy it instead of training: lmem/seed.py).
+# `make reference-ci`: the ci profile trained from scratch, copied over results/reference/ci/ (seeds included).
 # `make guard`: the same comparison with Latent Memory's projection zeroed must fail (by hand; README).
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
@@ -15,7 +17,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 # README, "Tests and CI"). `make demo PIN=` runs with the machine's fastest kernels instead.
 PIN ?= ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
 
-.PHONY: install demo demo-full ci regress guard test
+.PHONY: install demo demo-full ci ci-fresh reference-ci promote-ci regress guard test
 
 .install.stamp: pyproject.toml
 	$(PIP) install torch==2.13.0            # first, so the CPU build is used (not a multi-GB CUDA one)
@@ -34,6 +36,27 @@ demo-full: install   # the demo plus full context, xRAG, cross-family, LLMLingua
 
 ci: install
 	$(PIN) $(SNAKEMAKE) --configfile config/ci.yaml
+
+ci-fresh: install   # the ci profile with every training job run (its seeds off): what a new reference needs
+	$(PIN) $(SNAKEMAKE) --configfile config/ci.yaml --config work_seed=
+
+reference-ci: ci-fresh   # regenerate results/reference/ci/ from this clean run (then commit it)
+	$(MAKE) promote-ci RUN=.
+
+# results/reference/ci/ from the finished ci run of the clone RUN: its table, timings, environment and plots, the
+# compressor's and xRAG projector's logs, and the trained work its rows read as seeds (lmem/seed.py)
+RUN ?= .
+REF = results/reference/ci
+promote-ci:
+	rm -rf $(REF).new && mkdir -p $(REF).new
+	cd $(RUN)/results/ci && cp -r results.csv results.md timings.csv timings.md environment.json plots \
+	  $(CURDIR)/$(REF).new/
+	$(PYTHON) -m lmem.seed export --results $(RUN)/results/ci/results.csv --work-dir $(RUN)/results/work \
+	  --to $(REF).new/work
+	cp $(REF).new/work/compressors/*/train_log.csv $(REF).new/compressor_train_log.csv
+	cp $(REF).new/work/compressors/*/val_log.csv $(REF).new/compressor_val_log.csv
+	cp $(REF).new/work/projectors/*/train_log.csv $(REF).new/xrag_train_log.csv
+	rm -rf $(REF) && mv $(REF).new $(REF)
 
 regress: ci   # the ci profile's table against results/reference/ci/ (tolerances: config/ci.yaml `regress`)
 	$(PYTHON) -m lmem.regress results/ci/results.csv --config config/ci.yaml

@@ -84,6 +84,16 @@ class Stages:
         `<work_dir>/partial/<kind>/<id>`, where it trains (resume checkpoint included) until it is finished."""
         return f"{self.work}/{'partial/' if partial else ''}{WORK_KINDS[section][0]}/{self.work_id(section, name)}"
 
+    def seeded(self, section: str, name: str) -> str:
+        """The prefix of entry `name`'s training command when the profile has `work_seed` (lmem.seed: the seed
+        folder of its work id is copied in when it is the same work, else the command after `--` trains), or ""."""
+        seed = self.config.get("work_seed")
+        if not seed:
+            return ""
+        rel = f"{WORK_KINDS[section][0]}/{self.work_id(section, name)}"
+        return (f"python -m lmem.seed apply --from {shlex.quote(f'{seed}/{rel}')} "
+                f"--to {shlex.quote(f'{self.work}/{rel}')} -- ")
+
     def entry(self, section: str, wid: str) -> str:
         """The entry of `section` with work id `wid` (the first, by name, when several share a spec)."""
         names = sorted(n for n in self.config.get(section, {}) if self.work_id(section, n) == wid)

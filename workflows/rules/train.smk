@@ -14,6 +14,7 @@ rule train_compressor:
         memory=memory_file(BENCH["train"]),
         spec=lambda w: spec_arg(STAGES.train_spec(entry(w)[1])),
         partial=partial_dir,
+        seeded=lambda w: STAGES.seeded(*entry(w)),
         out_dir=lambda w, output: os.path.dirname(os.path.dirname(output.best)),
     threads: 2
     log:
@@ -23,7 +24,7 @@ rule train_compressor:
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.worker --memory {params.memory} lmem.train_compressor"
+        "{params.seeded}python -m lmem.worker --memory {params.memory} lmem.train_compressor"
         " --spec {params.spec} --out {params.partial} --publish {params.out_dir}"
         " --threads {threads} > {log} 2>&1"
 
@@ -39,6 +40,7 @@ rule train_xrag:
         memory=memory_file(BENCH["train_xrag"]),
         spec=lambda w: spec_arg(STAGES.xrag_spec(entry(w)[1])),
         partial=partial_dir,
+        seeded=lambda w: STAGES.seeded(*entry(w)),
         out_dir=lambda w, output: os.path.dirname(output.projector),
     threads: 2
     log:
@@ -48,7 +50,7 @@ rule train_xrag:
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.worker --memory {params.memory} lmem.train_xrag"
+        "{params.seeded}python -m lmem.worker --memory {params.memory} lmem.train_xrag"
         " --spec {params.spec} --out {params.partial} --publish {params.out_dir}"
         " --threads {threads} > {log} 2>&1"
 
@@ -64,6 +66,7 @@ rule train_vision:
         memory=memory_file(BENCH["train_vision"]),
         spec=lambda w: spec_arg(STAGES.vision_spec(entry(w)[1])),
         partial=partial_dir,
+        seeded=lambda w: STAGES.seeded(*entry(w)),
         out_dir=lambda w, output: os.path.dirname(output.projector),
     threads: 2
     log:
@@ -73,6 +76,6 @@ rule train_vision:
     conda:
         "../../environment.yml"
     shell:
-        "python -m lmem.worker --memory {params.memory} lmem.train_vision"
+        "{params.seeded}python -m lmem.worker --memory {params.memory} lmem.train_vision"
         " --spec {params.spec} --out {params.partial} --publish {params.out_dir}"
         " --threads {threads} > {log} 2>&1"
