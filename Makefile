@@ -4,7 +4,7 @@
 # CI (.ci/run) runs `make test`, then `make regress` (the ci profile, compared with its reference results; training
 # jobs whose work the reference carries as seeds copy it instead of training: lmem/seed.py).
 # `make reference-ci`: the ci profile trained from scratch, copied over results/reference/ci/ (seeds included).
-# `make guard`: the same comparison with Latent Memory's projection zeroed must fail (by hand; README).
+# `make guard` (CI runs it after `make regress`): the same comparison with Latent Memory's projection zeroed must fail.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 SNAKEMAKE = $(PYTHON) -m snakemake --workflow-profile workflows/profiles/default

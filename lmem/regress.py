@@ -56,14 +56,29 @@ def trained(config: dict, benchmark: str, method: str) -> bool:
     return bool(spec.get("projector")) or (bool(spec.get("compressor")) and spec.get("checkpoint") != "init")
 
 
-def cross_machine(config: dict, tolerances: dict[str, float]) -> Callable[[str, str], dict[str, float] | None]:
-    """The row tolerances across machines: trained rows at `regress.cross_machine`, their subsets only on the rest."""
+def seeded_rows(table: pd.DataFrame, work_dir: Path) -> set[tuple[str, str]]:
+    """(benchmark, method) of the rows whose every trained work folder (column `work`) was seeded, not trained in
+    this run: copied from a reference (lmem/seed.py: the folder holds the seed's manifest), so the same weights."""
+    out = set()
+    if "work" not in table.columns:
+        return out
+    for (benchmark, method, _), cell in table["work"].items():
+        folders = [w.split("/")[:2] for w in str(cell).split()] if isinstance(cell, str) else []
+        if folders and all((work_dir / kind / wid / "seed.json").exists() for kind, wid in folders):
+            out.add((benchmark, method))
+    return out
+
+
+def cross_machine(config: dict, tolerances: dict[str, float],
+                  seeded: set[tuple[str, str]] = frozenset()) -> Callable[[str, str], dict[str, float] | None]:
+    """The row tolerances across machines: trained rows at `regress.cross_machine`, their subsets only on the rest;
+    rows whose trained work was `seeded` (the reference's own weights: only inference ran here) as untrained ones."""
     cross = config["regress"]["cross_machine"]
     whole = {**tolerances, **cross}
     subset = {c: t for c, t in tolerances.items() if c not in cross}
 
     def wider(benchmark: str, method: str) -> dict[str, float] | None:
-        if not trained(config, benchmark, method):
+        if not trained(config, benchmark, method) or (benchmark, method) in seeded:
             return None
         return subset if "[" in benchmark else whole
     return wider
@@ -203,8 +218,13 @@ def main(argv: list[str] | None = None) -> None:
             elif cfg is None:
                 print("lmem regress: no --config, so trained rows are not known: every row compared at the tolerances")
             else:
-                wider = cross_machine(cfg, tolerances)
-                print("lmem regress: rows of methods with a trained compressor or projector compared at "
+                work_dir = Path(cfg["work_dir"]) if cfg.get("work_dir") else Path(args.results).parent.parent / "work"
+                seeded = seeded_rows(read_table(args.results), work_dir)
+                wider = cross_machine(cfg, tolerances, seeded)
+                if seeded:
+                    print(f"lmem regress: {len(seeded)} rows read trained work seeded from the reference ({work_dir}: "
+                          "its weights, only inference ran here): compared at `regress.tolerances`")
+                print("lmem regress: rows of methods with a compressor or projector trained in this run compared at "
                       "`regress.cross_machine` (" + ", ".join(f"{k} {v:g}" for k, v in cfg["regress"]["cross_machine"]
                                                                .items()) + "), their question-type subsets only on "
                       "the other columns; the exact check of training needs a machine with the reference's fingerprint")

@@ -163,6 +163,23 @@ def test_trained_rows_across_machines(tmp_path, monkeypatch, capsys, method, col
         assert "other float arithmetic" in out and "cpu.model AMD EPYC -> Intel Xeon" in out
 
 
+@pytest.mark.parametrize("seeded", [True, False])
+def test_rows_on_seeded_work_keep_the_exact_band_across_machines(tmp_path, monkeypatch, capsys, seeded):
+    """Trained work copied from the reference's seeds (lmem/seed.py) has the reference's weights: only inference ran
+    on the other machine, so its rows are compared as untrained rows are (a zeroed projection must not pass)."""
+    monkeypatch.chdir(ROOT)
+    new, ref = with_environments(tmp_path, moved("latent_memory", "f1", 5.0), "b" * 16)
+    folders = {w for cell in pd.read_csv(new)["work"].dropna() for w in cell.split()}
+    assert any(w.startswith("compressors/") for w in folders)
+    for w in folders:  # the run's work folders (work_dir beside the table's profile folder), seeded or trained
+        kind, wid = w.split("/")[:2]
+        (tmp_path / "work" / kind / wid).mkdir(parents=True, exist_ok=True)
+        if seeded:
+            (tmp_path / "work" / kind / wid / "seed.json").write_text("{}")
+    assert run([new, "--reference", ref, "--config", "config/ci.yaml"]) == (1 if seeded else 0)
+    assert ("read trained work seeded from the reference" in capsys.readouterr().out) == seeded
+
+
 @pytest.mark.parametrize("column,delta,code", [("f1", 30.0, 0), ("recall_at_k", 0.5, 0), ("tokens_context", 1, 1)])
 def test_trained_subsets_across_machines(tmp_path, monkeypatch, column, delta, code):
     """A question-type subset (a few questions) of a trained row: only the columns cross_machine does not name."""
