@@ -26,6 +26,7 @@ Exit status: 0 when every reference row is present and within tolerance, 1 other
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -38,6 +39,7 @@ import yaml
 
 from lmem.config import SCHEMA_PATH, load_config, method_spec
 from lmem.io import InputError
+from lmem.seed import holds_seed
 
 KEY = ["benchmark", "method", "k"]
 
@@ -57,14 +59,15 @@ def trained(config: dict, benchmark: str, method: str) -> bool:
 
 
 def seeded_rows(table: pd.DataFrame, work_dir: Path) -> set[tuple[str, str]]:
-    """(benchmark, method) of the rows whose every trained work folder (column `work`) was seeded, not trained in
-    this run: copied from a reference (lmem/seed.py: the folder holds the seed's manifest), so the same weights."""
-    out = set()
+    """(benchmark, method) of the rows whose every trained work folder (column `work`) holds a reference's seed, not
+    weights trained in this run (lmem.seed.holds_seed: the seed's manifest and its weights' bytes)."""
     if "work" not in table.columns:
-        return out
+        return set()
+    held = functools.lru_cache(maxsize=None)(lambda rel: holds_seed(work_dir / rel))
+    out = set()
     for (benchmark, method, _), cell in table["work"].items():
-        folders = [w.split("/")[:2] for w in str(cell).split()] if isinstance(cell, str) else []
-        if folders and all((work_dir / kind / wid / "seed.json").exists() for kind, wid in folders):
+        folders = ["/".join(w.split("/")[:2]) for w in cell.split()] if isinstance(cell, str) else []
+        if folders and all(held(f) for f in folders):
             out.add((benchmark, method))
     return out
 

@@ -132,6 +132,17 @@ def verify(seed: Path) -> dict:
     return manifest
 
 
+def holds_seed(folder: Path) -> bool:
+    """Does the work folder hold its seed's weights: a manifest, and every weights file it lists (`*.safetensors`)
+    there with the listed sha256? (A folder retrained after seeding, e.g. by `make ci-fresh` in the same results
+    folder, keeps the manifest but not those bytes, unless training made exactly the reference's weights.)"""
+    try:
+        weights = {n: d for n, d in read_manifest(folder)["files"].items() if n.endswith(".safetensors")}
+    except InputError:
+        return False
+    return bool(weights) and all((folder / n).is_file() and sha256_file(folder / n) == d for n, d in weights.items())
+
+
 def package_mismatch(manifest: dict) -> list[str]:
     """The packages whose installed version is not the one that trained the seed."""
     out = []

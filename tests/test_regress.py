@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from lmem import regress
+from lmem.io import sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "results" / "reference" / "ci" / "results.csv"
@@ -171,11 +172,15 @@ def test_rows_on_seeded_work_keep_the_exact_band_across_machines(tmp_path, monke
     new, ref = with_environments(tmp_path, moved("latent_memory", "f1", 5.0), "b" * 16)
     folders = {w for cell in pd.read_csv(new)["work"].dropna() for w in cell.split()}
     assert any(w.startswith("compressors/") for w in folders)
-    for w in folders:  # the run's work folders (work_dir beside the table's profile folder), seeded or trained
-        kind, wid = w.split("/")[:2]
-        (tmp_path / "work" / kind / wid).mkdir(parents=True, exist_ok=True)
-        if seeded:
-            (tmp_path / "work" / kind / wid / "seed.json").write_text("{}")
+    for w in folders:  # the run's work folders (work_dir beside the table's profile folder), seeded or retrained
+        folder = tmp_path / "work" / "/".join(w.split("/")[:2])
+        (folder / "best").mkdir(parents=True, exist_ok=True)
+        (folder / "best" / "compressor.safetensors").write_bytes(b"the seed's weights")
+        manifest = {"files": {"best/compressor.safetensors": sha256_file(folder / "best/compressor.safetensors")},
+                    "packages": {}}
+        (folder / "seed.json").write_text(json.dumps(manifest))
+        if not seeded:  # retrained after seeding (make ci-fresh in the same folder): the manifest stays, not the bytes
+            (folder / "best" / "compressor.safetensors").write_bytes(b"weights trained here")
     assert run([new, "--reference", ref, "--config", "config/ci.yaml"]) == (1 if seeded else 0)
     assert ("read trained work seeded from the reference" in capsys.readouterr().out) == seeded
 

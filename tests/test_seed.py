@@ -11,7 +11,7 @@ import pytest
 
 from lmem.config import load_config
 from lmem.io import InputError
-from lmem.seed import apply, export, main, verify
+from lmem.seed import apply, export, holds_seed, main, verify
 from lmem.specs import Stages
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,9 @@ def test_a_seed_is_exported_from_a_run_and_copied_whole_into_its_work_folder(tmp
         assert (final / name).read_bytes() == (src / name).read_bytes()
         # dated now, not the checkout's time: else the models file, made later in the run, would outdate them
         assert (final / name).stat().st_mtime >= (seeds / "compressors" / WID / name).stat().st_mtime
-    assert (final / "seed.json").exists()  # seeded work says so
+    assert (final / "seed.json").exists() and holds_seed(final)  # seeded work says so (lmem regress reads it)
+    (final / "best" / "compressor.safetensors").write_bytes(b"retrained")  # e.g. make ci-fresh in the same folder
+    assert not holds_seed(final)
     assert not list(final.parent.glob(".*"))  # no staging folder left behind
 
 
