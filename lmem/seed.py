@@ -64,10 +64,10 @@ def used_work(results: Path) -> list[str]:
     found = set()
     for cell in df["work"].dropna().astype(str):
         for used in cell.split():
-            kind, wid = used.split("/")[:2]
-            if kind not in KINDS:
-                raise InputError(f"{results}: work {used!r} is not under one of {KINDS}")
-            found.add(f"{kind}/{wid}")
+            parts = used.split("/")
+            if len(parts) < 2 or parts[0] not in KINDS:
+                raise InputError(f"{results}: work {used!r} is not <kind>/<id>/... with a kind of {KINDS}")
+            found.add("/".join(parts[:2]))
     return sorted(found)
 
 
@@ -91,11 +91,14 @@ def export(results: Path, work_dir: Path, to: Path) -> list[str]:
         src = work_dir / rel
         if not (src.is_dir() and _files(src)):
             raise InputError(f"{src}: the work {results} names is not there (pass the run's --work-dir)")
+        # work the run itself took from a seed keeps that seed's provenance: its commit trained it, not this run's
+        made_by = read_manifest(src) if holds_seed(src) else {"git_commit": commits,
+                                                              "packages": {p: packages.get(p) for p in PACKAGES}}
         shutil.copytree(src, staging / rel, ignore=shutil.ignore_patterns(MANIFEST))
         write_json(staging / rel / MANIFEST, {
             "work": rel,
-            "git_commit": commits,
-            "packages": {p: packages.get(p) for p in PACKAGES},
+            "git_commit": made_by["git_commit"],
+            "packages": made_by["packages"],
             "files": {f: sha256_file(staging / rel / f) for f in _files(staging / rel)},
         })
     if to.exists():

@@ -95,6 +95,17 @@ def test_without_a_seed_it_may_take_the_job_runs_its_training_command(tmp_path, 
         else "no seed" in out.stderr
 
 
+def test_work_a_run_took_from_a_seed_is_exported_with_the_seeds_provenance(tmp_path):
+    """A run that was itself seeded (make ci) did not train its work: exported again, it names the commit that did."""
+    table = finished_run(tmp_path)
+    export(table, tmp_path / "run" / "work", tmp_path / "first")
+    again = tmp_path / "again" / "work" / "compressors" / WID
+    assert apply(tmp_path / "first" / "compressors" / WID, again)
+    table.write_text(table.read_text().replace("abc123", "def456"))  # the seeded run's own commit
+    export(table, tmp_path / "again" / "work", tmp_path / "second")
+    assert verify(tmp_path / "second" / "compressors" / WID)["git_commit"] == ["abc123"]
+
+
 def test_export_needs_the_runs_work_and_its_environment(tmp_path):
     table = finished_run(tmp_path)
     with pytest.raises(InputError, match="pass the run's --work-dir"):
