@@ -14,7 +14,8 @@ fingerprints are present and differ, a trained row of a whole benchmark is compa
 (wider bands, measured between machines), and a trained row of a question-type subset (`synth[single]`: 3-50
 questions, where one answer moves F1 by 2-33 points) only on the columns that band does not name; those keep their
 tolerance (token, question and byte counts exact) and the output says what was done. Untrained rows, and every row
-on a machine with the reference's fingerprint, are compared at `regress.tolerances`.
+on a machine with the reference's fingerprint, are compared at `regress.tolerances`; so are rows whose trained work
+was seeded from the reference (lmem/seed.py: the reference's own weights, only inference ran on this machine).
 
 Usage:
   lmem regress results/ci/results.csv --config config/ci.yaml      # reference: results/reference/ci/results.csv
