@@ -27,7 +27,6 @@ Exit status: 0 when every reference row is present and within tolerance, 1 other
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import sys
@@ -40,7 +39,7 @@ import yaml
 
 from lmem.config import SCHEMA_PATH, load_config, method_spec
 from lmem.io import InputError
-from lmem.seed import holds_seed
+from lmem.seed import holds_seed, work_folders
 
 KEY = ["benchmark", "method", "k"]
 
@@ -64,13 +63,9 @@ def seeded_rows(table: pd.DataFrame, work_dir: Path) -> set[tuple[str, str]]:
     weights trained in this run (lmem.seed.holds_seed: the seed's manifest and its weights' bytes)."""
     if "work" not in table.columns:
         return set()
-    held = functools.lru_cache(maxsize=None)(lambda rel: holds_seed(work_dir / rel))
-    out = set()
-    for (benchmark, method, _), cell in table["work"].items():
-        folders = ["/".join(w.split("/")[:2]) for w in cell.split()] if isinstance(cell, str) else []
-        if folders and all(held(f) for f in folders):
-            out.add((benchmark, method))
-    return out
+    rows = {key: work_folders(cell) for key, cell in table["work"].items()}
+    held = {f for f in set().union(*rows.values()) if holds_seed(work_dir / f)}  # each folder checked once
+    return {key[:2] for key, folders in rows.items() if folders and set(folders) <= held}
 
 
 def cross_machine(config: dict, tolerances: dict[str, float],
@@ -209,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
             reference = reference or cfg["regress"]["reference"] or f"results/reference/{cfg['name']}/results.csv"
         if not reference:
             raise InputError("no reference table: pass --reference PATH or --config PROFILE.yaml")
-        wider = None
+        wider, new = None, read_table(args.results)
         new_env, ref_env = read_environment(args.results), read_environment(reference)
         if new_env is None or ref_env is None:
             print(f"lmem regress: no environment.json beside {args.results if new_env is None else reference}: "
@@ -223,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
                 print("lmem regress: no --config, so trained rows are not known: every row compared at the tolerances")
             else:
                 work_dir = Path(cfg["work_dir"]) if cfg.get("work_dir") else Path(args.results).parent.parent / "work"
-                seeded = seeded_rows(read_table(args.results), work_dir)
+                seeded = seeded_rows(new, work_dir)
                 wider = cross_machine(cfg, tolerances, seeded)
                 if seeded:
                     print(f"lmem regress: {len(seeded)} rows read trained work seeded from the reference ({work_dir}: "
@@ -232,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
                       "`regress.cross_machine` (" + ", ".join(f"{k} {v:g}" for k, v in cfg["regress"]["cross_machine"]
                                                                .items()) + "), their question-type subsets only on "
                       "the other columns; the exact check of training needs a machine with the reference's fingerprint")
-        findings = compare(read_table(args.results), read_table(reference), tolerances, wider)
+        findings = compare(new, read_table(reference), tolerances, wider)
     except InputError as e:
         print(f"lmem regress: {e}", file=sys.stderr)
         sys.exit(2)

@@ -50,36 +50,37 @@ def _base(version: str) -> str:
 
 
 # -- export: a finished run's work -> seeds ------------------------------------------------------------------
-def used_work(results: Path) -> list[str]:
-    """The work folders (`<kind>/<id>`) a results table's rows read (its `work` column)."""
-    import pandas as pd  # (only export reads a table)
+def work_folders(cell) -> list[str]:
+    """The work folders (`<kind>/<id>`) one results row's `work` cell names (none for a row that read none)."""
+    return ["/".join(w.split("/")[:2]) for w in cell.split()] if isinstance(cell, str) else []
 
-    try:
-        df = pd.read_csv(results)
-    except (OSError, ValueError) as e:
-        raise InputError(f"{results}: cannot read the results table ({e})") from e
+
+def used_work(df, results: Path) -> list[str]:
+    """The work folders a results table (`df`, read from `results`) names in its `work` column."""
     if "work" not in df.columns:
         raise InputError(f"{results}: no `work` column (a table from before lmem named its work): export from a "
                          "run of this version")
-    found = set()
-    for cell in df["work"].dropna().astype(str):
-        for used in cell.split():
-            parts = used.split("/")
-            if len(parts) < 2 or parts[0] not in KINDS:
-                raise InputError(f"{results}: work {used!r} is not <kind>/<id>/... with a kind of {KINDS}")
-            found.add("/".join(parts[:2]))
+    found = {f for cell in df["work"] for f in work_folders(cell)}
+    for folder in found:
+        kind, _, wid = folder.partition("/")
+        if not wid or kind not in KINDS:
+            raise InputError(f"{results}: work {folder!r} is not <kind>/<id>/... with a kind of {KINDS}")
     return sorted(found)
 
 
 def export(results: Path, work_dir: Path, to: Path) -> list[str]:
     """Copy the work `results` used from `work_dir` into `to` (replacing what `to` held), each with its manifest:
     the files' sha256, the run's commit and the package versions of its environment.json."""
-    import pandas as pd
+    import pandas as pd  # (only export reads a table)
 
-    used = used_work(results)
+    try:
+        df = pd.read_csv(results)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{results}: cannot read the results table ({e})") from e
+    used = used_work(df, results)
     if not used:
         raise InputError(f"{results}: no row read trained work; nothing to export")
-    commits = sorted(set(pd.read_csv(results)["git_commit"].astype(str)))
+    commits = sorted(set(df["git_commit"].astype(str)))
     env_path = results.parent / "environment.json"
     if not env_path.exists():
         raise InputError(f"{env_path}: missing; a seed records the package versions that trained it (the report "

@@ -92,7 +92,7 @@ class Stages:
             return ""
         rel = f"{WORK_KINDS[section][0]}/{self.work_id(section, name)}"
         return (f"python -m lmem.seed apply --from {shlex.quote(f'{seed}/{rel}')} "
-                f"--to {shlex.quote(f'{self.work}/{rel}')} -- ")
+                f"--to {shlex.quote(self.work_dir(section, name))} -- ")
 
     def entry(self, section: str, wid: str) -> str:
         """The entry of `section` with work id `wid` (the first, by name, when several share a spec)."""
