@@ -57,7 +57,8 @@ def test_training_specs_carry_the_entry_and_the_shared_sections():
     train = s.train_spec("smollm2")
     assert train["train"] == s.config["compressors"]["smollm2"]["train"]
     assert train["compressor"]["num_layers"] == 10 and train["prompt"] == s.config["prompt"]
-    assert [d["loader"] for d in train["train_data"]] == ["hotpotqa", "hotpotqa"]
+    assert train["train_data"] == s.config["compressors"]["smollm2"]["train_data"]  # a list of data specs, as given
+    assert [(d["loader"], d["source"]["synth"]["single_fraction"]) for d in train["train_data"]] == [("hotpotqa", 1.0)]
     xrag = s.xrag_spec("minilm")
     assert xrag["retriever"] == s.config["retriever"] and xrag["train"]["steps"] == 30
     assert s.index_spec("smollm2", "synth")["storages"] == ["fp16", "int8", "pq"]
