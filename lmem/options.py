@@ -44,6 +44,11 @@ class TrainConfig:
     # its gold latents and the step's highest-scoring other latents (its hard negatives and the batch's other
     # questions' evidence, already compressed), all in the order of the query's retrieval score (detached)
     distill_memory: int = 0
+    # Not in the paper (None there: every question): the question types (`metadata.type`, e.g. synth's single) whose
+    # questions the distillation and the answer cross-entropy train on; the others train retrieval (InfoNCE) and
+    # reconstruction only. So the query encoder learns two-hop retrieval while the generator learns to read from the
+    # questions a small reader can learn to read (README, "Latent Memory")
+    distill_types: list[str] | None = None
     # teacher_answer: teacher-forced on the teacher's own greedy answer (the paper); gold_answer: on the reference
     # answer, so every distilled position is an answer token (for small generators that restate the question first)
     distill_target: str = "teacher_answer"
@@ -81,6 +86,10 @@ class TrainConfig:
             raise ValueError(f"reading_warmup must be between 0 and steps ({self.steps}), got {self.reading_warmup}")
         if self.distill_memory < 0:
             raise ValueError(f"distill_memory must be 0 (off) or a number of latents, got {self.distill_memory}")
+        if self.distill_types is not None and (not isinstance(self.distill_types, list) or not self.distill_types
+                                               or not all(isinstance(x, str) and x for x in self.distill_types)):
+            raise ValueError(f"distill_types must be a non-empty list of question types (e.g. [single]) or null, "
+                             f"got {self.distill_types!r}")
         if self.distill_memory and self.distill_negatives:
             raise ValueError("distill_memory and distill_negatives are two ways to add distractor latents to the "
                              "student's prompt: set one of them to 0")

@@ -195,7 +195,13 @@ class Trainer(LoopHooks):
                 memories = self._memories(items, evidence, slot, (queries @ cands.T).detach(), warm)
             else:
                 memories = self._pool_order_memories(items, [[] for _ in negs] if warm else negs, slot, rng)
-            kl, nll = self._distill(idx, items, memories, latents)
+            reading = [b for b, it in enumerate(items)
+                       if t.distill_types is None or it.example.metadata.get("type") in t.distill_types]
+            if reading:
+                kl, nll = self._distill([idx[b] for b in reading], [items[b] for b in reading],
+                                        [memories[b] for b in reading], latents)
+            else:  # no question of distill_types in this micro-batch: zero, in the graph, so the row keeps its columns
+                kl = nll = latents.sum() * 0.0
             if t.w_distill:
                 out["distill"] = kl
             if t.w_answer:

@@ -72,6 +72,7 @@ def test_benchmark_overrides_and_vision_are_checked():
     ("compressors", "smollm2", {"distill_target": "oracle"}, "distill_target must be teacher_answer or gold_answer"),
     ("compressors", "smollm2", {"stepz": 3}, "unknown training options"),
     ("compressors", "smollm2", {"steps": 10, "reading_warmup": 20}, "reading_warmup must be between 0 and steps"),
+    ("compressors", "smollm2", {"distill_types": "single"}, "distill_types must be a non-empty list"),
     ("compressors", "smollm2", {"distill_memory": 5, "distill_negatives": 1}, "distill_memory and distill_negatives"),
     ("compressors", "smollm2", {"distill_memory": -1}, "distill_memory must be 0"),
     ("projectors", "minilm", {"w_kll": 1.0}, "unknown xRAG training options"),

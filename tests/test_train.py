@@ -121,6 +121,39 @@ def test_reading_warmup_distils_from_the_gold_latents_alone(tiny_llama, base_con
     assert seen == [gold, gold, [g + 1 for g in gold], [g + 1 for g in gold]]
 
 
+def test_distill_types_reads_only_those_questions_and_the_rest_train_retrieval(tiny_llama, base_config, tmp_path,
+                                                                              monkeypatch):
+    """distill_types: [single]: the student answers (distillation and answer cross-entropy) only the micro-batch's
+    one-hop questions; every question's evidence is in the contrastive loss; a micro-batch with none gives a zero
+    reading loss that still backpropagates, with the same loss columns."""
+    import random
+
+    s = spec(tiny_llama, base_config, steps=4)
+    s["train_data"]["source"]["synth"]["single_fraction"] = 0.5
+    s["train"].update(distill_types=["single"], w_recon=0)
+    trainer = Trainer(s, tmp_path, load_split(s["train_data"], "train"), load_split(s["val_data"], "val"))
+    types = [it.example.metadata["type"] for it in trainer.items]
+    assert "single" in types and {"bridge", "comparison"} & set(types)
+    questions = []
+    forced = trainer.generator.forced_logits
+
+    def spy(prompts, vectors, answers, n):
+        questions.append(len(prompts))
+        return forced(prompts, vectors, answers, n)
+
+    monkeypatch.setattr(trainer.generator, "forced_logits", spy)
+    mixed = [types.index("single"), next(i for i, t in enumerate(types) if t != "single")]
+    out = trainer.losses(mixed, random.Random(0), 0)
+    assert questions == [1] and out["distill"].item() > 0 and out["contrast"].item() > 0
+    two_hop = [i for i, t in enumerate(types) if t != "single"][:2]
+    out = trainer.losses(two_hop, random.Random(0), 0)
+    assert questions == [1] and set(out) == {"contrast", "distill"} and out["distill"].item() == 0
+    sum(out.values()).backward()  # the zero reading loss is in the graph
+    trainer.tcfg.distill_types = None
+    trainer.losses(mixed, random.Random(0), 0)
+    assert questions == [1, 2]
+
+
 def test_distill_memory_reads_gold_and_the_best_scored_distractors_in_score_order(tiny_llama, base_config, tmp_path,
                                                                                  monkeypatch):
     """distill_memory: K: the student reads K latents, its gold ones and the step's highest-scoring others (one per
