@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -173,6 +174,20 @@ def read_records(path: str | os.PathLike) -> Iterator[tuple[str, dict | InputErr
         yield f"{path}: record 1", data
     else:
         raise InputError(f"{path}: expected a JSON list or object of records, got {type(data).__name__}")
+
+
+def move_entries(source: Path, final: Path, skip=lambda name: False) -> None:
+    """Rename each entry of folder `source` (but those `skip(name)` holds for) into `final`, replacing a folder of
+    the same name there (the DAG makes the output folder before the job runs): how finished work and a seed are
+    put in place, each entry at once, never half."""
+    final.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(source.iterdir()):
+        if skip(entry.name):
+            continue
+        target = final / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        entry.rename(target)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

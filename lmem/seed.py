@@ -32,7 +32,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from lmem.io import InputError, sha256_file, write_json
+from lmem.io import InputError, move_entries, sha256_file, write_json
 
 log = logging.getLogger("lmem.seed")
 
@@ -173,15 +173,11 @@ def apply(seed: Path, final: Path) -> bool:
     if mismatch:
         log.warning("seed %s was trained with other packages (%s): training instead", seed, "; ".join(mismatch))
         return False
-    final.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.parent / f".{final.name}.seeding"
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(seed, staging, copy_function=shutil.copyfile)  # files dated now, not the checkout's time
-    for entry in sorted(staging.iterdir()):  # each entry renamed into place (a folder the DAG made replaced)
-        target = final / entry.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        entry.rename(target)
+    move_entries(staging, final)
     staging.rmdir()
     log.info("seeded %s from %s (trained by commit %s; %d files verified): not training", final, seed,
              ", ".join(manifest.get("git_commit", [])) or "?", len(manifest["files"]))

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from lmem.data import load_examples
-from lmem.io import append_csv, atomic_path, sha256_file, sha256_json, write_json
+from lmem.io import append_csv, atomic_path, move_entries, sha256_file, sha256_json, write_json
 from lmem.records import Evidence, Example
 from lmem.stage import parse_spec, setup
 from lmem.vlm import make_generator
@@ -213,14 +213,7 @@ def publish_work(partial: Path, final: Path) -> None:
     """Move what a finished training made in `partial` into `final` (each entry renamed into place, a folder the
     DAG made for it replaced), except the resume checkpoint and the teacher cache; then remove `partial`. So a
     finished folder never holds half-finished work, and a half-finished one is never taken for finished."""
-    final.mkdir(parents=True, exist_ok=True)
-    for entry in sorted(partial.iterdir()):
-        if entry.name in UNPUBLISHED or entry.name.startswith("."):
-            continue
-        target = final / entry.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        entry.rename(target)
+    move_entries(partial, final, skip=lambda name: name in UNPUBLISHED or name.startswith("."))
     shutil.rmtree(partial)
     log.info("published %s -> %s", partial, final)
 

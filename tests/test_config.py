@@ -16,6 +16,13 @@ def test_profiles_validate_with_defaults():
             assert bench["on_bad_record"] == "error"
 
 
+def test_demo_full_trains_the_demos_compressor():
+    """`demo_full` is everything `demo` runs plus more: its text compressor is the demo's, to the key (one recipe
+    to tune, one trained folder for both)."""
+    demo, full = (load_config(ROOT / "config" / f"{n}.yaml")["compressors"]["smollm2"] for n in ("demo", "demo_full"))
+    assert full == demo and demo["train"]["distill_types"] == ["single"]
+
+
 def test_ci_profile_runs():
     cfg = load_config(ROOT / "config" / "ci.yaml")
     r = runs(cfg)
