@@ -43,8 +43,9 @@ ci-fresh: install   # the ci profile with every training job run (its seeds off)
 reference-ci: ci-fresh   # regenerate results/reference/ci/ from this clean run (then commit it)
 	$(MAKE) promote-ci RUN=.
 
-# results/reference/ci/ from the finished ci run of the clone RUN: its table, timings, environment and plots, the
-# compressor's and xRAG projector's logs, and the trained work its rows read as seeds (lmem/seed.py)
+# results/reference/ci/ from the finished ci run of the clone RUN: its table, timings, environment and plots, each
+# compressor's logs (compressor_<entry>_{train,val}_log.csv) and the xRAG projector's, and the trained work its rows
+# read as seeds (lmem/seed.py; a second stage's rows name the first stage's work too)
 RUN ?= .
 REF = results/reference/ci
 promote-ci:
@@ -53,8 +54,11 @@ promote-ci:
 	  $(CURDIR)/$(REF).new/
 	$(PYTHON) -m lmem.seed export --results $(RUN)/results/ci/results.csv --work-dir $(RUN)/results/work \
 	  --to $(REF).new/work
-	cp $(REF).new/work/compressors/*/train_log.csv $(REF).new/compressor_train_log.csv
-	cp $(REF).new/work/compressors/*/val_log.csv $(REF).new/compressor_val_log.csv
+	$(PYTHON) -c 'import shutil; from pathlib import Path; from lmem.config import load_config; \
+	  from lmem.specs import Stages; kind = "compressors"; \
+	  s = Stages(dict(load_config("config/ci.yaml"), results_dir="r")); \
+	  [shutil.copy(f, f"$(REF).new/compressor_{s.entry(kind, f.parent.name)}_{f.name}") \
+	   for f in sorted(Path("$(REF).new/work/compressors").glob("*/*_log.csv"))]'
 	cp $(REF).new/work/projectors/*/train_log.csv $(REF).new/xrag_train_log.csv
 	rm -rf $(REF) && mv $(REF).new $(REF)
 

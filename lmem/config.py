@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ def validate_config(config: dict, source: str = "config") -> dict:
             if isinstance(m.get(key), str) and m[key] not in config[section]:
                 raise InputError(f"{source}: {where} names {key} {m[key]!r}, which is not under {section}")
     check_training_options(config, source)
+    check_init_from(config, source)
     shared = set(schema["properties"]["methods"]["additionalProperties"]["properties"])
     entries = [(f"methods.{n}", method_spec(config, n)) for n in config["methods"]]
     entries += [(f"benchmarks.{b}.overrides.{n}", method_spec(config, n, b)) for b, bench in
@@ -100,6 +102,33 @@ def check_training_options(config: dict, source: str) -> None:
             IndexConfig.from_dict(dict(entry.get("index") or {})).check_dims(compressor.retrieval_dim)
         except (TypeError, ValueError) as e:
             raise InputError(f"{source}: {where}: {e}") from None
+
+
+def check_init_from(config: dict, source: str) -> None:
+    """Each compressor's `init_from` names another compressor entry that builds the same compressor (so its weights
+    load into this one), and following init_from ends (no cycle)."""
+    entries = config.get("compressors") or {}
+    for name, entry in entries.items():
+        chain = [name]
+        while entries[chain[-1]].get("init_from") is not None:
+            parent = entries[chain[-1]]["init_from"]
+            if parent not in entries:
+                raise InputError(f"{source}: compressors.{chain[-1]}.init_from names {parent!r}, which is not under "
+                                 f"compressors (known: {sorted(entries)})")
+            if parent in chain:
+                raise InputError(f"{source}: compressors.{name}.init_from goes round in a circle "
+                                 f"({' -> '.join(chain + [parent])}); a first stage starts from the base model")
+            chain.append(parent)
+        parent = entry.get("init_from")
+        if parent is None:
+            continue
+        mine, theirs = (asdict(CompressorConfig.from_dict(dict(e))) | {"vision": e.get("vision")}
+                        for e in (entry, entries[parent]))
+        differ = sorted(k for k in mine if mine[k] != theirs[k])
+        if differ:
+            raise InputError(f"{source}: compressors.{name}.init_from: {parent!r} builds another compressor (its "
+                             f"{', '.join(differ)} differ), so its weights cannot load into this one; give both "
+                             "entries the same compressor keys")
 
 
 def load_config(path: str | os.PathLike) -> dict:

@@ -169,11 +169,12 @@ class CompressorConfig:
     kind: str = "causal_lm"
 
     # the entry's keys that are the trainer's and the DAG's, not the compressor's
-    NOT_MINE = frozenset({"train", "train_data", "val_data", "index", "vision", "images"})
+    NOT_MINE = frozenset({"train", "train_data", "val_data", "index", "vision", "images", "init_from"})
 
     @classmethod
     def from_dict(cls, d: dict) -> "CompressorConfig":
-        """From a config entry; the trainer's and the DAG's keys (train, train_data, val_data, index) are skipped."""
+        """From a config entry; the trainer's and the DAG's keys (train, train_data, val_data, index, vision,
+        init_from) are skipped."""
         return options(cls, {k: v for k, v in d.items() if k not in cls.NOT_MINE}, "compressor")
 
     def __post_init__(self) -> None:

@@ -77,6 +77,9 @@ class Stages:
             vision = self.config[section][name]["vision"]
             spec = {**spec, "compressor": {**without_locations(spec["compressor"]),
                                            "vision_work": self.work_id("vision", vision)}}
+        if section == "compressors" and "init_dir" in spec:  # by the id of the work it starts from
+            spec = {**{k: v for k, v in spec.items() if k != "init_dir"},
+                    "init_work": self.work_id(section, self.config[section][name]["init_from"])}
         return work_id(spec, self.train_data_files(section, name), WORK_KINDS[section][1])
 
     def work_dir(self, section: str, name: str, partial: bool = False) -> str:
@@ -135,10 +138,16 @@ class Stages:
         }
 
     def work_used(self, method: str, benchmark: str) -> str:
-        """The trained-work folders a run reads, relative to work_dir (the results table's `work` column)."""
+        """The trained-work folders a run reads, then the best checkpoints its compressor was trained from
+        (`init_from`, first stage last), relative to work_dir: the results table's `work` column, which
+        `lmem.seed export` copies."""
         paths = self.latent_paths(method, benchmark)
         used = [paths.get("checkpoint_dir"), paths.get("projector_dir"),
                 self.vision_dir(self.config["benchmarks"][benchmark].get("vision"))]
+        compressor = method_spec(self.config, method, benchmark).get("compressor")
+        while compressor and self.config["compressors"][compressor].get("init_from"):
+            compressor = self.config["compressors"][compressor]["init_from"]
+            used.append(f"{self.work_dir('compressors', compressor)}/best")
         return " ".join(os.path.relpath(p, self.work) for p in used if p)
 
     # -- inputs (files a job reads, so Snakemake orders the jobs) --------------------------------------------
@@ -158,11 +167,15 @@ class Stages:
         return inputs
 
     def compressor_inputs(self, name: str) -> dict:
-        """What training a compressor reads: the models, its official data files, and its vision module if any."""
+        """What training a compressor reads: the models, its official data files, its vision module if any, and
+        the checkpoint it starts from if any (init_from)."""
         inputs = {"models": self.models_json, "data": self.train_data_files("compressors", name)}
         vision = self.config["compressors"][name].get("vision")
         if vision:
             inputs["vision"] = f"{self.vision_dir(vision)}/projector.safetensors"
+        parent = self.config["compressors"][name].get("init_from")
+        if parent:
+            inputs["init"] = self.index_checkpoint(parent, "best")
         return inputs
 
     def index_checkpoint(self, compressor: str, stage: str) -> str:
@@ -201,7 +214,9 @@ class Stages:
         entry = self.config["compressors"][name]
         c = {k: v for k, v in entry.items() if k not in ("index", "train", "train_data", "val_data")}
         return {
-            "compressor": {**c, **({"vision_dir": self.vision_dir(c["vision"])} if c.get("vision") else {})},
+            "compressor": {**{k: v for k, v in c.items() if k != "init_from"},
+                           **({"vision_dir": self.vision_dir(c["vision"])} if c.get("vision") else {})},
+            **({"init_dir": f"{self.work_dir('compressors', c['init_from'])}/best"} if c.get("init_from") else {}),
             "train": entry.get("train", {}),
             "train_data": entry["train_data"],
             "val_data": entry["val_data"],

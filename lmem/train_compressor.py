@@ -11,6 +11,9 @@ checkpoint (trainable weights, optimizer and scheduler state, step) ends with th
 one on CPU. The frozen teacher's answers and top-k log-probabilities are computed once per training example and
 cached (teacher.pt).
 
+Training starts from the base model with freshly measured latent statistics, or, with `init_dir` in the spec (the
+compressor entry's `init_from`), from another compressor's best checkpoint: a second stage on other data.
+
 Usage: python -m lmem.train_compressor --spec JSON --out DIR   (DIR/best, DIR/init, DIR/last, DIR/train_log.csv)
 """
 
@@ -339,9 +342,11 @@ class Trainer(LoopHooks):
 
     def before_resume(self) -> None:
         if not (self.out / "init" / "compressor.safetensors").exists():
-            if self.compressor.cfg.latent_standardize:
+            if self.spec.get("init_dir"):  # a second stage: the first's trained weights and latent statistics
+                self.compressor.load_trainable(self.spec["init_dir"])
+            elif self.compressor.cfg.latent_standardize:
                 self._fit_latent_stats()
-            self.save("init")  # the untrained compressor, for the "before training" numbers
+            self.save("init")  # where training starts, for the "before training" numbers
         else:  # restarted: the saved initial state, latent statistics included
             self.compressor.load_trainable(self.out / "init")
 

@@ -167,6 +167,28 @@ def test_compressor_index_and_data_options_are_checked_when_the_profile_loads(tm
         load_config(path)
 
 
+@pytest.mark.parametrize("second,error", [
+    ({"init_from": "smollm3"}, r"compressors.second.init_from names 'smollm3', which is not under compressors"),
+    ({"init_from": "second"}, r"compressors.second.init_from goes round in a circle \(second -> second\)"),
+    ({"init_from": "smollm2", "lora_r": 8}, r"compressors.second.init_from: 'smollm2' builds another compressor "
+                                           r"\(its lora_r differ\)"),
+])
+def test_a_second_stage_starts_from_a_compressor_of_its_own_shape(tmp_path, second, error):
+    """init_from names another compressor entry, of the same compressor keys, with no cycle: checked at load."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config/ci.yaml").read_text())
+    first = next(n for n, c in config["compressors"].items() if "init_from" not in c)
+    config["compressors"]["second"] = dict(config["compressors"][first], **second)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(InputError, match=f"bad.yaml: {error}"):
+        load_config(path)
+    config["compressors"]["second"] = dict(config["compressors"][first], init_from=first)
+    path.write_text(yaml.safe_dump(config))
+    assert load_config(path)["compressors"]["second"]["init_from"] == first
+
+
 def test_an_unknown_key_error_lists_the_allowed_keys():
     with pytest.raises(InputError, match=r"at generator: Additional properties are not allowed \('max_new_token' was "
                                          r"unexpected\); allowed: \[.*'max_new_tokens'"):

@@ -67,7 +67,8 @@ def test_training_specs_carry_the_entry_and_the_shared_sections():
 def test_timed_jobs_are_every_job_of_the_profile():
     s = stages()
     files = dict(j.split("=") for j in s.timed_jobs())
-    assert {"train/smollm2", "train_xrag/minilm", "embed/hotpotqa", "embed/synth", "index/smollm2-best/nq",
+    assert {"train/smollm2", "train/smollm2_hotpotqa", "train_xrag/minilm", "embed/hotpotqa", "embed/synth",
+            "index/smollm2-best/synth", "index/smollm2_hotpotqa-best/nq",
             "prepare/triviaqa", "run/synth/latent_memory_shuffled/k5", "run/triviaqa/closed_book/kall"} <= set(files)
     assert files["run/synth/bm25/k5"] == "/r/ci/benchmarks/run/synth/bm25/k5.tsv"
     # trained work's benchmark file is the work folder's, by id: shared by every profile that reuses it
@@ -137,3 +138,27 @@ def test_a_work_id_covers_the_data_files_the_models_and_the_stages_code(tmp_path
     closure = module_closure("lmem.train_compressor")
     assert {"lmem/losses.py", "lmem/training.py", "lmem/compressor.py", "lmem/data/hotpotqa.py"} <= set(closure)
     assert "lmem/report.py" not in closure and "lmem/train_xrag.py" not in closure
+
+
+def test_a_second_stage_reads_the_first_stages_best_and_is_named_by_its_work():
+    def two_stage(**changes):
+        s = profile(**changes)
+        s.config["compressors"]["second"] = dict(copy.deepcopy(s.config["compressors"]["smollm2"]),
+                                                 init_from="smollm2")
+        s.config["methods"]["lm2"] = {"class": "latent_memory", "k": [5], "compressor": "second"}
+        return Stages(s.config)
+
+    s = two_stage()
+    first = s.work_dir("compressors", "smollm2")
+    assert s.train_spec("second")["init_dir"] == f"{first}/best"
+    assert s.compressor_inputs("second")["init"] == f"{first}/best/compressor.safetensors"  # the DAG orders them
+    assert "init_dir" not in s.train_spec("smollm2") and "init_from" not in s.train_spec("second")["compressor"]
+    assert s.work_id("compressors", "second") != s.work_id("compressors", "smollm2")
+    # the row names both stages' work (so lmem.seed export carries the first stage too), the one it reads first
+    one, two = (f"compressors/{s.work_id('compressors', n)}/best" for n in ("smollm2", "second"))
+    assert s.work_used("lm2", "synth").split() == [two, one]
+    assert s.work_used("latent_memory", "synth").split() == [one]
+    # a retrained first stage retrains the second; where the first lies does not
+    assert two_stage(**{"compressors.smollm2.train.steps": 7}).work_id("compressors", "second") != \
+        s.work_id("compressors", "second")
+    assert two_stage(work_dir="/elsewhere/work").work_id("compressors", "second") == s.work_id("compressors", "second")

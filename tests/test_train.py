@@ -257,3 +257,18 @@ def test_the_rules_command_publishes_finished_work_and_a_forced_rerun_starts_ove
     module.main(args)
     again = [r["step"] for r in csv.DictReader((final / "train_log.csv").open())]
     assert again == first and again[0] == "1" and all((final / o).exists() for o in outputs)
+
+
+def test_a_second_stage_starts_from_the_first_stages_best(tiny_llama, base_config, tmp_path):
+    first = spec(tiny_llama, base_config, steps=2)
+    run(first, tmp_path / "first")
+    second = dict(spec(tiny_llama, base_config, steps=2), init_dir=str(tmp_path / "first/best"))
+    run(second, tmp_path / "second")
+    best = load_file(str(tmp_path / "first/best/compressor.safetensors"))
+    start = load_file(str(tmp_path / "second/init/compressor.safetensors"))
+    fresh = load_file(str(tmp_path / "first/init/compressor.safetensors"))
+    assert start.keys() == best.keys()
+    assert all((start[k] == best[k]).all() for k in best)  # weights and latent statistics: the first stage's
+    assert any((fresh[k] != best[k]).any() for k in best)  # (not what a first stage starts from)
+    last = load_file(str(tmp_path / "second/last/compressor.safetensors"))
+    assert any((last[k] != start[k]).any() for k in start)  # and the second stage trains on

@@ -40,9 +40,12 @@ def test_dry_run_lists_every_stage(profile, shared_data, tmp_path):
     assert ("predictions/synth/xrag_shuffled/k5.jsonl" in out.stdout) == (profile != "demo")
     if profile != "ci":
         assert "predictions/synth/latent_memory_untrained/k5.jsonl" in out.stdout
-    # the ci profile's two training jobs take the reference's trained work when it is theirs (lmem/seed.py)
+    # the ci profile's three training jobs take the reference's trained work when it is theirs (lmem/seed.py)
     seeded = re.findall(r"python -m lmem\.seed apply --from results/reference/ci/work/(\w+)/", out.stdout)
-    assert sorted(seeded) == (["compressors", "projectors"] if profile == "ci" else [])
+    assert sorted(seeded) == (["compressors", "compressors", "projectors"] if profile == "ci" else [])
+    if profile == "ci":  # the real slices read the second stage, trained from the first stage's best checkpoint
+        assert "latent_index/smollm2_hotpotqa-best/hotpotqa/meta.json" in out.stdout
+        assert "latent_index/smollm2-best/hotpotqa" not in out.stdout
     if profile == "demo_full":
         # synth-vqa's latent_memory runs on the image compressor (the benchmark's override), synth on the text one
         assert "latent_index/smollm2_vqa-best/synth-vqa/meta.json" in out.stdout
