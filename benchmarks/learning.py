@@ -60,6 +60,9 @@ def training_options(args) -> tuple[dict, dict, dict]:
     c = config["compressors"][args.compressor]
     if c.get("vision"):
         raise SystemExit(f"{args.compressor} reads images: this benchmark trains text compressors only")
+    if c.get("init_from"):
+        raise SystemExit(f"{args.compressor} is a second stage (init_from: {c['init_from']}): this benchmark trains "
+                         "from the base model; give a first stage's entry, or train the DAG's second stage")
     train = dict(c.get("train", {}))
     for key, value in (("steps", args.steps), ("eval_every", args.eval_every), ("lr", args.lr)):
         if value is not None:
