@@ -133,7 +133,7 @@ class Stages:
             return extra
         stage = spec.get("checkpoint", "best")
         return {
-            "checkpoint_dir": f"{self.work_dir('compressors', spec['compressor'])}/{stage}",
+            "checkpoint_dir": self.checkpoint_dir(spec["compressor"], stage),
             "index_dir": f"{self.out}/latent_index/{spec['compressor']}-{stage}/{benchmark}",
         }
 
@@ -147,7 +147,7 @@ class Stages:
         compressor = method_spec(self.config, method, benchmark).get("compressor")
         while compressor and self.config["compressors"][compressor].get("init_from"):
             compressor = self.config["compressors"][compressor]["init_from"]
-            used.append(f"{self.work_dir('compressors', compressor)}/best")
+            used.append(self.checkpoint_dir(compressor, "best"))
         return " ".join(os.path.relpath(p, self.work) for p in used if p)
 
     # -- inputs (files a job reads, so Snakemake orders the jobs) --------------------------------------------
@@ -178,9 +178,13 @@ class Stages:
             inputs["init"] = self.index_checkpoint(parent, "best")
         return inputs
 
+    def checkpoint_dir(self, compressor: str, stage: str) -> str:
+        """The folder of entry `compressor`'s checkpoint at `stage` (best, init) in its work folder."""
+        return f"{self.work_dir('compressors', compressor)}/{stage}"
+
     def index_checkpoint(self, compressor: str, stage: str) -> str:
         """The checkpoint file an index of entry `compressor` at `stage` (best, init) encodes with."""
-        return f"{self.work_dir('compressors', compressor)}/{stage}/compressor.safetensors"
+        return f"{self.checkpoint_dir(compressor, stage)}/compressor.safetensors"
 
     def train_data_files(self, section: str, name: str) -> list[str]:
         """Official files an entry of `section` (compressors, projectors, vision) trains or validates on, so a
@@ -212,11 +216,10 @@ class Stages:
     def train_spec(self, name: str) -> dict:
         # the compressor's own keys (its train, data and index sections are given once, below, or are the index's)
         entry = self.config["compressors"][name]
-        c = {k: v for k, v in entry.items() if k not in ("index", "train", "train_data", "val_data")}
+        c = {k: v for k, v in entry.items() if k not in ("index", "train", "train_data", "val_data", "init_from")}
         return {
-            "compressor": {**{k: v for k, v in c.items() if k != "init_from"},
-                           **({"vision_dir": self.vision_dir(c["vision"])} if c.get("vision") else {})},
-            **({"init_dir": f"{self.work_dir('compressors', c['init_from'])}/best"} if c.get("init_from") else {}),
+            "compressor": {**c, **({"vision_dir": self.vision_dir(c["vision"])} if c.get("vision") else {})},
+            **({"init_dir": self.checkpoint_dir(entry["init_from"], "best")} if entry.get("init_from") else {}),
             "train": entry.get("train", {}),
             "train_data": entry["train_data"],
             "val_data": entry["val_data"],
